@@ -1,0 +1,348 @@
+"""The ``leaderboard`` command: validate submissions, score them, export schemas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from evaluator import __version__, progress
+from evaluator.board_data import BoardData
+from evaluator.entries import find_entries
+from evaluator.evaluation import (
+    EntryError,
+    benchmark_of_entry,
+    check_entry,
+    check_predictions,
+    score_predictions,
+)
+from evaluator.labels import LabelSourceError
+from evaluator.records import RecordConflict, dumps, store_record
+from evaluator.registry import Benchmark, BoardDataError, benchmarks, resolve_board
+from evaluator.validation.report import DEFAULT_MAX_ERRORS, ValidationReport
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_CONFLICT = 0, 1, 2, 3, 4
+
+DESCRIPTION = """\
+Validate and score leaderboard submissions (FORB retrieval; more benchmarks plug in).
+
+An entry is a folder submissions/<benchmark>/<entry-id>/ with a metadata.json and its
+predictions. Labels are never in the repository: point --labels at them (or set
+LEADERBOARD_LABELS_<BENCHMARK>). Only aggregate scores are ever printed.
+"""
+
+EPILOG = """\
+examples:
+  leaderboard boards
+  leaderboard validate submissions/ --labels ../shared/data/forb/metadata
+  leaderboard evaluate --benchmark forb --predictions my_method/retrieval_results \\
+      --labels ../shared/data/forb/metadata --json scores.json
+  leaderboard evaluate --all --labels ../shared/data/forb/metadata
+  leaderboard schemas --out schemas/
+
+exit status: 0 ok, 1 invalid submission, 2 usage error, 3 label or metadata problem,
+4 a stored record disagrees with a new evaluation.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leaderboard", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    labels_help = ("label source: a folder as the dataset ships it (FORB: its metadata folder; "
+                   "the subset board uses its FORB_subset/ subfolder). Repeat as "
+                   "BENCHMARK=PATH for several benchmarks. Default: $LEADERBOARD_LABELS_<NAME>")
+
+    p = sub.add_parser(
+        "boards", help="list benchmarks, boards, metrics and accepted formats",
+        description="List every registered benchmark with its boards, metrics and formats.")
+    p.set_defaults(func=cmd_boards)
+
+    p = sub.add_parser(
+        "validate", help="check entries or prediction files without reading any label",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check entries (metadata, folder rules, predictions) or a predictions "
+                    "file/folder. Every problem is reported with its file and line.\n\n"
+                    "With a label source, predictions are also checked against the board's "
+                    "public lists (every query once per database, no unknown image); the "
+                    "ground truth itself is never opened.",
+        epilog="examples:\n  leaderboard validate submissions/\n"
+               "  leaderboard validate submissions/forb/my-entry --labels META\n"
+               "  leaderboard validate --benchmark forb-subset predictions.ndjson.gz --labels META")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="entry folder, folder of entries (e.g. submissions/), or predictions")
+    p.add_argument("--benchmark", help="board or benchmark, needed for bare prediction files "
+                   "(e.g. forb, forb-subset, forb-v1)")
+    p.add_argument("--labels", action="append", metavar="SOURCE", help=labels_help)
+    p.add_argument("--max-errors", type=int, default=DEFAULT_MAX_ERRORS, metavar="N",
+                   help=f"problems to list per entry (default {DEFAULT_MAX_ERRORS})")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "evaluate", help="validate, then score against the labels",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Validate predictions, then compute every metric for every slice.\n\n"
+                    "--predictions scores a file or folder and prints/writes the result.\n"
+                    "--entry and --all score entry folders and store an immutable record in "
+                    "each entry's records/<board>.json (an existing record is recomputed and "
+                    "must agree).",
+        epilog="examples:\n"
+               "  leaderboard evaluate --benchmark forb --predictions run/retrieval_results \\\n"
+               "      --labels ../shared/data/forb/metadata --json scores.json\n"
+               "  leaderboard evaluate --entry submissions/forb/random-ranking --labels META\n"
+               "  leaderboard evaluate --all --labels META")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--predictions", type=Path, metavar="PATH",
+                      help="predictions file or folder (needs --benchmark)")
+    what.add_argument("--entry", type=Path, action="append", metavar="DIR",
+                      help="an entry folder (repeatable)")
+    what.add_argument("--all", action="store_true", help="every entry under --submissions")
+    p.add_argument("--benchmark", help="board or benchmark: forb, forb-subset, forb-v1, ...")
+    p.add_argument("--labels", action="append", metavar="SOURCE", help=labels_help)
+    p.add_argument("--json", type=Path, metavar="OUT",
+                   help="write the evaluation (scores, curves, provenance) to OUT")
+    p.add_argument("--submissions", type=Path, default=Path("submissions"), metavar="DIR",
+                   help="where --all looks for entries (default: submissions)")
+    p.add_argument("--no-record", action="store_true",
+                   help="with --entry/--all: do not write or verify records")
+    p.add_argument("--max-errors", type=int, default=DEFAULT_MAX_ERRORS, metavar="N")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",
+                       description="Write JSON Schemas generated from the validator's models.")
+    p.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR")
+    p.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (LabelSourceError, BoardDataError) as exc:
+        progress.clear()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except EntryError as exc:
+        progress.clear()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        progress.clear()
+        return 130
+
+
+# boards ---------------------------------------------------------------------------------------
+
+def cmd_boards(args) -> int:
+    for benchmark in benchmarks():
+        info = benchmark.info
+        print(f"{info.name}: {info.title}")
+        print(f"  reference: {info.reference}")
+        for board in info.boards:
+            print(f"  board {board.id} (--benchmark {board.name}): {board.description}")
+        print(f"  metrics (primary {info.primary_metric}): "
+              + ", ".join(m.name for m in info.metrics))
+        print(f"  slices: {info.slices}")
+        for fmt in info.formats:
+            tag = " [recommended]" if fmt.recommended else ""
+            print(f"  format {fmt.name}{tag}: {fmt.description}")
+        print(f"  labels: {info.label_source}")
+    return EXIT_OK
+
+
+# validate -------------------------------------------------------------------------------------
+
+def cmd_validate(args) -> int:
+    failed = 0
+    checked = 0
+    with ExitStack() as stack:
+        data = BoardData(args.labels, stack)
+        for path in args.paths:
+            if not path.exists():
+                print(f"{path}: error: no such file or folder")
+                failed += 1
+                continue
+            entries = find_entries(path) if path.is_dir() else [path]
+            is_entry = [(e / "metadata.json").is_file() for e in entries]
+            if path.is_dir() and not any(is_entry) and not args.benchmark:
+                print(f"{path}: error: no entry folders (with metadata.json) found; to check "
+                      "bare predictions, pass --benchmark")
+                failed += 1
+                continue
+            for entry, entry_like in zip(entries, is_entry):
+                checked += 1
+                report = ValidationReport(max_errors=args.max_errors)
+                if entry_like:
+                    title = _validate_entry(entry, args.benchmark, data, report)
+                else:
+                    title = _validate_predictions(entry, args.benchmark, data, report)
+                failed += _print_report(title, report)
+    print(f"{checked} checked, {failed} with errors")
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _validate_entry(entry: Path, benchmark_name: str | None, data: BoardData,
+                    report: ValidationReport) -> str:
+    benchmark = benchmark_of_entry(entry, benchmark_name)
+    board, checked = check_entry(entry, benchmark, lambda b: data.task(benchmark, b), report)
+    if board and data.source(benchmark) is None:
+        report.warning(entry.name, None, "queries and database images were not checked: "
+                       + data.missing_source_hint(benchmark))
+    fmt = checked.fmt.name if checked.fmt else "no predictions"
+    return f"{entry} ({board.id if board else benchmark.info.name}, {fmt})"
+
+
+def _validate_predictions(path: Path, benchmark_name: str | None, data: BoardData,
+                          report: ValidationReport) -> str:
+    benchmark, board = _resolve(benchmark_name)
+    task = data.task(benchmark, board)
+    if task is None:
+        report.warning(path.name, None, "queries and database images were not checked: "
+                       + data.missing_source_hint(benchmark))
+    checked = check_predictions(benchmark, path, task, report)
+    return f"{path} ({board.id}, {checked.fmt.name if checked.fmt else 'unknown format'})"
+
+
+def _print_report(title: str, report: ValidationReport) -> int:
+    progress.clear()
+    status = "ok" if report.ok else f"{report.error_count} error(s)"
+    print(f"{title}: {status}")
+    for line in report.lines():
+        print(f"  {line}")
+    return 0 if report.ok else 1
+
+
+# evaluate -------------------------------------------------------------------------------------
+
+def cmd_evaluate(args) -> int:
+    with ExitStack() as stack:
+        data = BoardData(args.labels, stack)
+        if args.predictions is not None:
+            return _evaluate_predictions(args, data)
+        entries = args.entry or find_entries(args.submissions)
+        entries = [e for e in entries if (e / "metadata.json").is_file() or args.entry]
+        if not entries:
+            print(f"no entries found under {args.submissions}")
+            return EXIT_OK
+        if args.json and len(entries) > 1:
+            print("error: --json needs a single entry", file=sys.stderr)
+            return EXIT_USAGE
+        worst = EXIT_OK
+        for entry in entries:
+            worst = max(worst, _evaluate_entry(entry, args, data))
+        return worst
+
+
+def _evaluate_predictions(args, data: BoardData) -> int:
+    if not args.benchmark:
+        print("error: --predictions needs --benchmark (e.g. forb or forb-subset)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    benchmark, board = _resolve(args.benchmark)
+    directory = _require_labels(benchmark, board, data)
+    if directory is None:
+        return EXIT_USAGE
+    report = ValidationReport(max_errors=args.max_errors)
+    task = data.task(benchmark, board)
+    checked = check_predictions(benchmark, args.predictions, task, report)
+    if not report.ok:
+        _print_report(f"{args.predictions} ({board.id})", report)
+        return EXIT_INVALID
+    evaluation = score_predictions(benchmark, board, task, checked, directory)
+    _print_scores(benchmark, evaluation)
+    _write_json(args.json, evaluation)
+    return EXIT_OK
+
+
+def _evaluate_entry(entry: Path, args, data: BoardData) -> int:
+    benchmark = benchmark_of_entry(entry, args.benchmark)
+    report = ValidationReport(max_errors=args.max_errors)
+    board, checked = check_entry(entry, benchmark, lambda b: data.task(benchmark, b), report)
+    if board is not None and report.ok:
+        directory = _require_labels(benchmark, board, data)
+        if directory is None:
+            return EXIT_USAGE
+    if not report.ok or checked.arrays is None:
+        _print_report(f"{entry}", report)
+        return EXIT_INVALID
+    key = f"{benchmark.info.name}/{entry.name}"
+    evaluation = score_predictions(benchmark, board, data.task(benchmark, board), checked,
+                                   data.directory(benchmark, board), entry_key=key)
+    print(f"{key} on {board.id}:")
+    _print_scores(benchmark, evaluation)
+    _write_json(args.json, evaluation)
+    if args.no_record:
+        return EXIT_OK
+    try:
+        outcome = store_record(entry, board, evaluation)
+    except RecordConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFLICT
+    print(f"  record {outcome}: {entry / 'records' / (board.id + '.json')}")
+    return EXIT_OK
+
+
+def _require_labels(benchmark: Benchmark, board, data: BoardData) -> Path | None:
+    directory = data.directory(benchmark, board)
+    if directory is None:
+        print(f"error: {data.missing_source_hint(benchmark)}", file=sys.stderr)
+    return directory
+
+
+def _resolve(name: str | None):
+    if not name:
+        raise EntryError("pass --benchmark (see `leaderboard boards`)")
+    try:
+        return resolve_board(name)
+    except KeyError as exc:
+        raise EntryError(str(exc.args[0])) from None
+
+
+def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
+    """Aggregate scores of the top-level slices, at the precision the papers print."""
+    metrics = benchmark.info.metrics
+    slices = [s for s in evaluation["scores"] if "/" not in s]
+    width = max(len(s) for s in slices)
+    print("  " + " " * width + "".join(f"{m.name:>10}" for m in metrics))
+    for name in slices:
+        cells = []
+        for metric in metrics:
+            value = evaluation["scores"][name][metric.name]
+            if value is None:
+                cells.append(f"{'-':>10}")
+            elif metric.percent:
+                cells.append(f"{100 * value:>10.{metric.decimals}f}")
+            else:
+                cells.append(f"{value:>10.{metric.decimals}f}")
+        print(f"  {name:<{width}}" + "".join(cells))
+    provenance = evaluation["provenance"]
+    print(f"  predictions sha256 {provenance['predictions']['sha256']}, labels "
+          f"{provenance['labels_digest'][:19]}..., evaluator {provenance['evaluator_version']}")
+
+
+def _write_json(path: Path | None, evaluation: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps(evaluation), encoding="utf-8")
+    print(f"  wrote {path}")
+
+
+# schemas --------------------------------------------------------------------------------------
+
+def cmd_schemas(args) -> int:
+    from evaluator.schemas import write_schemas
+
+    for path in write_schemas(args.out):
+        print(path)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The evaluation pipeline shared by the CLI and CI: validate everything, then read labels,
+score, and describe the result with its provenance.
+
+Order matters: the task (public lists) is read first, the predictions are validated fully,
+and only then are labels opened. Nothing label-derived leaves this module except aggregate
+scores, per-slice query counts and a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluator import __version__, progress
+from evaluator.entries import EntryMetadata, check_entry_tree, read_metadata
+from evaluator.registry import Benchmark, Board, PredictionFile, PredictionFormat, get_benchmark
+from evaluator.validation.report import ValidationReport
+
+EVALUATION_SCHEMA = "leaderboard-evaluation/1"
+
+
+@dataclass
+class CheckedPredictions:
+    """Predictions that passed (or failed) validation; ``arrays`` is None unless they passed
+    and a task was available to check them against."""
+
+    fmt: PredictionFormat | None
+    files: list[PredictionFile]
+    arrays: Any
+    metadata: EntryMetadata | None = None
+
+
+class EntryError(Exception):
+    """An entry folder cannot be attributed to a benchmark."""
+
+
+def benchmark_of_entry(entry_dir: Path, explicit: str | None = None) -> Benchmark:
+    """An entry's benchmark is its parent folder: submissions/<benchmark>/<entry-id>."""
+    name = explicit or entry_dir.resolve().parent.name
+    try:
+        return get_benchmark(name)
+    except KeyError:
+        raise EntryError(f"{entry_dir}: cannot tell the benchmark; entries live in "
+                         "submissions/<benchmark>/<entry-id>/ (or pass --benchmark)") from None
+
+
+def check_predictions(benchmark: Benchmark, path: Path, task: Any,
+                      report: ValidationReport) -> CheckedPredictions:
+    """Validate predictions at ``path`` (a file or folder in one of the benchmark's formats)."""
+    if path.is_symlink():
+        report.error(path.name, None, "symbolic links are not accepted")
+        return CheckedPredictions(None, [], None)
+    located = benchmark.locate_predictions(path)
+    if located is None:
+        formats = "; ".join(f"{f.name}: {f.description}" for f in benchmark.info.formats)
+        report.error(path.name, None, f"no {benchmark.info.name} predictions found here. "
+                     f"Accepted formats: {formats}")
+        return CheckedPredictions(None, [], None)
+    fmt, files = located
+    for file in files:
+        if file.path.is_symlink():
+            report.error(file.name, None, "symbolic links are not accepted")
+    if not report.ok:
+        return CheckedPredictions(fmt, files, None)
+    arrays = benchmark.read_predictions(fmt, files, task, report)
+    progress.clear()
+    return CheckedPredictions(fmt, files, arrays if report.ok else None)
+
+
+def check_entry(entry_dir: Path, benchmark: Benchmark, task_for_board,
+                report: ValidationReport) -> tuple[Board | None, CheckedPredictions]:
+    """Validate an entry folder: metadata, folder rules and predictions.
+
+    ``task_for_board(board)`` returns the board's task, or None when no label source is
+    available (then predictions get the checks that need no task)."""
+    metadata = read_metadata(entry_dir, benchmark.entry_metadata, report)
+    board = benchmark.board(metadata.board) if metadata else None
+    located = benchmark.locate_predictions(entry_dir)
+    allowed = {f.name for f in located[1]} if located else set()
+    check_entry_tree(entry_dir, allowed, report)
+    if located is None:
+        formats = ", ".join(f.name for f in benchmark.info.formats)
+        report.error(entry_dir.name, None, f"no predictions found (accepted formats: {formats})")
+        return board, CheckedPredictions(None, [], None, metadata)
+    if not report.ok:
+        return board, CheckedPredictions(located[0], located[1], None, metadata)
+    task = task_for_board(board) if board else None
+    checked = check_predictions(benchmark, entry_dir, task, report)
+    checked.metadata = metadata
+    return board, checked
+
+
+def predictions_provenance(fmt: PredictionFormat, files: list[PredictionFile]) -> dict:
+    """sha256 of each prediction file, and one sha256 for the set: of the file itself when
+    there is one, else of the manifest lines '<sha256>  <name>' in name order (sha256sum's
+    format), so anyone can recompute it with standard tools."""
+    listed = []
+    for file in sorted(files, key=lambda f: f.name):
+        digest = hashlib.sha256()
+        with open(file.path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        listed.append({"name": file.name, "sha256": digest.hexdigest(),
+                       "bytes": file.path.stat().st_size})
+    if len(listed) == 1:
+        overall = listed[0]["sha256"]
+    else:
+        manifest = "".join(f"{f['sha256']}  {f['name']}\n" for f in listed)
+        overall = hashlib.sha256(manifest.encode()).hexdigest()
+    return {"format": fmt.name, "sha256": overall, "files": listed}
+
+
+def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: CheckedPredictions,
+                      labels_dir: Path, entry_key: str | None = None) -> dict:
+    """Read labels, score, and return the evaluation document (what records and --json hold)."""
+    progress.status("reading labels", force=True)
+    labels = benchmark.load_labels(board, labels_dir, task)
+    progress.status("scoring", force=True)
+    sheet = benchmark.score(board, task, checked.arrays, labels)
+    progress.clear()
+    return {
+        "schema": EVALUATION_SCHEMA,
+        "benchmark": benchmark.info.name,
+        "board": board.id,
+        "entry": entry_key,
+        "primary_metric": benchmark.info.primary_metric,
+        "scores": sheet.scores,
+        "counts": sheet.counts,
+        "curves": sheet.curves,
+        "provenance": {
+            "evaluator_version": __version__,
+            "board": board.id,
+            "protocol_version": board.version,
+            "predictions": predictions_provenance(checked.fmt, checked.files),
+            "labels_digest": benchmark.labels_digest(labels),
+        },
+    }

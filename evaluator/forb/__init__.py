@@ -1,0 +1,1 @@
+"""FORB, the flat object retrieval benchmark: task, prediction formats, labels and scoring."""

@@ -1,0 +1,80 @@
+"""FORB's metrics for every slice: overall, each difficulty, each object type, and each
+object type x difficulty, plus the t-mAP curves behind t-mAP@k."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evaluator.forb.labels import DIFFICULTIES, ForbLabels
+from evaluator.forb.predictions import RetrievalPredictions
+from evaluator.forb.task import OBJECT_TYPES, ForbTask
+from evaluator.metrics.retrieval import (
+    TMAP_FPRS,
+    average_precision_at_k,
+    ood_thresholds,
+    relevance,
+)
+from evaluator.registry import ScoreSheet
+
+KS = (1, 5)
+METRIC_NAMES = tuple(f"mAP@{k}" for k in KS) + tuple(f"t-mAP@{k}" for k in KS)
+
+
+def slice_names() -> list[str]:
+    """Slices in the order they are reported."""
+    return (["overall", *DIFFICULTIES, *OBJECT_TYPES]
+            + [f"{t}/{d}" for t in OBJECT_TYPES for d in DIFFICULTIES])
+
+
+def slice_membership(task: ForbTask, labels: ForbLabels) -> dict[str, np.ndarray]:
+    """Boolean mask of the queries in each slice."""
+    masks = {"overall": np.ones(task.n_queries, dtype=bool)}
+    for d_index, level in enumerate(DIFFICULTIES):
+        masks[level] = labels.difficulty == d_index
+    for t_index, object_type in enumerate(OBJECT_TYPES):
+        masks[object_type] = task.query_type == t_index
+    for object_type in OBJECT_TYPES:
+        for level in DIFFICULTIES:
+            masks[f"{object_type}/{level}"] = masks[object_type] & masks[level]
+    return masks
+
+
+def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels) -> ScoreSheet:
+    """mAP@k on the full lists and t-mAP@k over FORB's 11 OOD thresholds, for every slice."""
+    # Scores are validated non-increasing, so every threshold keeps a prefix of each list and
+    # only the first max(KS) columns can be ranked within k: the rest never count.
+    width = min(max(KS), predictions.candidates.shape[1])
+    candidates = predictions.candidates[:, :width]
+    scores = predictions.scores[:, :width]
+    relevant = relevance(candidates, labels.gt_query, labels.gt_ids)
+    valid = candidates >= 0
+    thresholds = ood_thresholds(predictions.ood_top_scores)
+
+    masks = slice_membership(task, labels)
+    names = list(masks)
+    # One row per slice: averaging is a matrix product with the normalised membership.
+    membership = np.stack([masks[n] for n in names]).astype(np.float64)
+    counts = membership.sum(axis=1)
+    weights = membership / np.maximum(counts, 1)[:, None]
+
+    per_slice: dict[str, dict[str, float | None]] = {n: {} for n in names}
+    curve_values: dict[str, dict[str, list[float | None]]] = {n: {} for n in names}
+    for k in KS:
+        plain = weights @ average_precision_at_k(relevant, valid, labels.n_gt, k)
+        curve = np.stack([
+            weights @ average_precision_at_k(relevant, valid & (scores >= t), labels.n_gt, k)
+            for t in thresholds
+        ], axis=1)  # (slices, thresholds)
+        for i, name in enumerate(names):
+            present = counts[i] > 0
+            per_slice[name][f"mAP@{k}"] = float(plain[i]) if present else None
+            per_slice[name][f"t-mAP@{k}"] = float(np.mean(curve[i])) if present else None
+            curve_values[name][f"mAP@{k}"] = ([float(v) for v in curve[i]] if present
+                                              else [None] * len(thresholds))
+    ordered = {name: {m: per_slice[name][m] for m in METRIC_NAMES} for name in names}
+    return ScoreSheet(
+        scores=ordered,
+        counts={name: int(c) for name, c in zip(names, counts)},
+        curves={"t-mAP": {"fpr": [float(f) for f in TMAP_FPRS], "threshold": thresholds,
+                          "slices": curve_values}},
+    )

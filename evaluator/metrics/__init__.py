@@ -1,0 +1,1 @@
+"""Metric functions on arrays, independent of any benchmark's files (like sklearn.metrics)."""

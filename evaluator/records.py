@@ -1,0 +1,89 @@
+"""Evaluation records: one JSON file per entry and board version, in the entry's ``records/``
+folder. A record is written once; evaluating the same inputs again must give the same scores,
+so a second evaluation either confirms the record or is refused as a conflict."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from evaluator.entries import RECORDS_DIR
+from evaluator.registry import Board
+
+# Scores recomputed on another machine may differ in the last bits of a float sum.
+SCORE_TOLERANCE = 1e-12
+
+
+class RecordConflict(Exception):
+    """A stored record disagrees with a new evaluation of the same entry and board."""
+
+
+def record_path(entry_dir: Path, board: Board) -> Path:
+    return entry_dir / RECORDS_DIR / f"{board.id}.json"
+
+
+def dumps(document: dict) -> str:
+    """The canonical text of a record: stable key order, exact floats, no NaN."""
+    return json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def store_record(entry_dir: Path, board: Board, evaluation: dict) -> str:
+    """Write the record unless it exists. Returns 'written' or 'verified' (an existing record
+    matches this evaluation); raises RecordConflict if it does not."""
+    path = record_path(entry_dir, board)
+    if path.exists():
+        _verify(path, evaluation)
+        return "verified"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(dumps(evaluation))
+            out.flush()
+            os.fsync(out.fileno())
+        # link() fails if another process wrote the record meanwhile: never overwrite.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            _verify(path, evaluation)
+            return "verified"
+    finally:
+        os.unlink(tmp)
+    return "written"
+
+
+def _verify(path: Path, evaluation: dict) -> None:
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordConflict(f"{path}: the stored record cannot be read ({exc})") from None
+    old, new = stored.get("provenance", {}), evaluation["provenance"]
+    if old.get("predictions", {}).get("sha256") != new["predictions"]["sha256"]:
+        raise RecordConflict(f"{path}: the predictions changed since this record was written; "
+                             "merged entries are immutable, submit a new entry instead")
+    if old.get("labels_digest") != new["labels_digest"]:
+        raise RecordConflict(f"{path}: the labels differ from those this record was scored "
+                             "with; a label change needs a new board version")
+    if not _same_scores(stored.get("scores"), evaluation["scores"]):
+        raise RecordConflict(f"{path}: recomputing gives different scores for the same inputs; "
+                             "a scoring change needs a new board version")
+
+
+def _same_scores(old, new) -> bool:
+    if not isinstance(old, dict) or old.keys() != new.keys():
+        return False
+    for slice_name, metrics in new.items():
+        stored = old[slice_name]
+        if not isinstance(stored, dict) or stored.keys() != metrics.keys():
+            return False
+        for metric, value in metrics.items():
+            before = stored[metric]
+            if (value is None) != (before is None):
+                return False
+            if value is not None and not math.isclose(value, before, rel_tol=0,
+                                                      abs_tol=SCORE_TOLERANCE):
+                return False
+    return True

@@ -1,0 +1,59 @@
+"""Collects validation problems so a contributor sees many at once, each with file and line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.severity}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    """Problems found so far. Stops storing after ``max_errors`` but keeps counting, so the
+    summary says how many more there were without memory growing with a broken file."""
+
+    max_errors: int = DEFAULT_MAX_ERRORS
+    problems: list[Problem] = field(default_factory=list)
+    error_count: int = 0
+    checked: list[str] = field(default_factory=list)
+
+    def error(self, file: str, line: int | None, message: str) -> None:
+        self.error_count += 1
+        if self.error_count <= self.max_errors:
+            self.problems.append(Problem(file, line, message))
+
+    def warning(self, file: str, line: int | None, message: str) -> None:
+        self.problems.append(Problem(file, line, message, severity="warning"))
+
+    def note_checked(self, what: str) -> None:
+        """Record a check that ran (or was skipped) so the summary can say what was verified."""
+        self.checked.append(what)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def full(self) -> bool:
+        """True once no more errors will be stored: callers may stop reading early."""
+        return self.error_count >= self.max_errors
+
+    def lines(self) -> list[str]:
+        out = [str(p) for p in self.problems]
+        hidden = self.error_count - min(self.error_count, self.max_errors)
+        if hidden:
+            out.append(f"... and {hidden} more errors (showing the first {self.max_errors}; "
+                       "raise --max-errors to see more)")
+        return out
