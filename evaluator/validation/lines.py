@@ -80,6 +80,11 @@ def _iter_stream_lines(stream, name, report, limits, compressed):
             continue
         if line_no == 1 and raw.startswith(UTF8_BOM):
             raw = raw[len(UTF8_BOM):]
+        if line_no == 1 and raw.startswith(GZIP_MAGIC):
+            report.error(name, None, "the content is gzip data inside gzip: compress the "
+                         "file once" if compressed else "the file is gzip-compressed but its "
+                         "name does not end in .gz")
+            return
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -1,0 +1,103 @@
+"""Benchmark FORB scoring on the real metadata with generated predictions.
+
+Prints: the time of scoring alone (validated arrays -> every metric for every slice), and the
+wall time and peak memory of whole `leaderboard evaluate` processes for both formats and for
+10 and 100 candidates per query.
+
+    python perf/bench_forb.py [--labels ../shared/data/forb/metadata] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from evaluator.forb import synthetic
+from evaluator.forb.labels import load_labels
+from evaluator.forb.predictions import locate, read_predictions_file, read_results_folder
+from evaluator.forb.scoring import score
+from evaluator.forb.task import load_task
+from evaluator.validation.report import ValidationReport
+
+DEFAULT_LABELS = Path(__file__).resolve().parents[1].parent / "shared/data/forb/metadata"
+
+
+def timed(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return result, times
+
+
+def run_process(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of one CLI process (its own rusage, via wait4)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(args)}\n{proc.stderr.read().decode()}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    if not args.labels.is_dir():
+        sys.exit(f"FORB metadata not found at {args.labels}; pass --labels")
+
+    task = load_task(args.labels)
+    labels = load_labels(args.labels, task)
+    print(f"FORB: {task.n_queries} queries, {task.database_size('all')} database images, "
+          f"{os.cpu_count()} CPUs")
+    cli = [sys.executable, "-m", "evaluator.cli", "evaluate", "--benchmark", "forb",
+           "--labels", str(args.labels)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_candidates in (10, 100):
+            run = synthetic.generate(task, labels, n_candidates=n_candidates, seed=1)
+            folder = synthetic.write_results_folder(run, task, Path(tmp) / f"native{n_candidates}")
+            canonical = synthetic.write_predictions_file(
+                run, task, Path(tmp) / f"canonical{n_candidates}" / "predictions.ndjson.gz")
+            report = ValidationReport()
+            fmt, files = locate(folder)
+            predictions = read_results_folder(files, task, report)
+            assert report.ok, report.lines()
+            _, times = timed(lambda: score(task, predictions, labels), args.repeat)
+            print(f"\n{n_candidates} candidates per query and database")
+            print(f"  scoring only, all {len(score(task, predictions, labels).scores)} slices: "
+                  f"median {statistics.median(times) * 1000:.0f} ms, "
+                  f"max {max(times) * 1000:.0f} ms over {args.repeat} runs")
+            _, times = timed(lambda: read_results_folder(files, task, ValidationReport()),
+                             args.repeat)
+            print(f"  streaming validation of retrieval_results/: median "
+                  f"{statistics.median(times) * 1000:.0f} ms")
+            fmt2, files2 = locate(canonical)
+            _, times = timed(lambda: read_predictions_file(files2, task, ValidationReport()),
+                             args.repeat)
+            print(f"  streaming validation of predictions.ndjson.gz: median "
+                  f"{statistics.median(times) * 1000:.0f} ms")
+            for label, path in (("retrieval_results/", folder), ("predictions.ndjson.gz", canonical)):
+                walls = []
+                peak = 0.0
+                for _ in range(args.repeat):
+                    wall, peak = run_process(cli + ["--predictions", str(path)])
+                    walls.append(wall)
+                print(f"  whole `leaderboard evaluate` on {label}: median "
+                      f"{statistics.median(walls):.2f} s, max {max(walls):.2f} s, "
+                      f"peak RSS {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
