@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evaluator.forb import synthetic
+from evaluator.forb import synthetic, writers
 from evaluator.forb.labels import load_labels
 from evaluator.forb.predictions import locate, read_predictions_file, read_results_folder
 from evaluator.forb.scoring import score
@@ -67,8 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n_candidates in (10, 100):
             run = synthetic.generate(task, labels, n_candidates=n_candidates, seed=1)
-            folder = synthetic.write_results_folder(run, task, Path(tmp) / f"native{n_candidates}")
-            canonical = synthetic.write_predictions_file(
+            folder = writers.write_results_folder(run, task, Path(tmp) / f"native{n_candidates}")
+            canonical = writers.write_predictions_file(
                 run, task, Path(tmp) / f"canonical{n_candidates}" / "predictions.ndjson.gz")
             report = ValidationReport()
             fmt, files = locate(folder)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from evaluator.cli import main
-from evaluator.forb import synthetic
+from evaluator.forb import synthetic, writers
 from evaluator.forb.labels import load_labels
 from evaluator.forb.scoring import METRIC_NAMES, slice_names
 from evaluator.forb.task import OBJECT_TYPES, load_task
@@ -31,8 +31,8 @@ def tiny(tmp_path_factory):
     run = synthetic.generate(task, labels, n_candidates=10, seed=5, hit_rate=0.7,
                              empty_rate=0.1, tie_rate=0.3)
     out = tmp_path_factory.mktemp("preds")
-    native = synthetic.write_results_folder(run, task, out / "native")
-    canonical = synthetic.write_predictions_file(run, task, out / "canonical" / "predictions.ndjson.gz")
+    native = writers.write_results_folder(run, task, out / "native")
+    canonical = writers.write_predictions_file(run, task, out / "canonical" / "predictions.ndjson.gz")
     return meta, task, labels, run, native, canonical
 
 
@@ -194,8 +194,8 @@ def test_real_metadata_both_formats_and_transcription(board, subdir, tmp_path):
     labels = load_labels(meta, task)
     assert task.n_queries == {"forb": 13901, "forb-subset": 8995}[board]
     run = synthetic.generate(task, labels, n_candidates=10, seed=11)
-    native = synthetic.write_results_folder(run, task, tmp_path / "native")
-    canonical = synthetic.write_predictions_file(run, task, tmp_path / "c" / "predictions.ndjson.gz")
+    native = writers.write_results_folder(run, task, tmp_path / "native")
+    canonical = writers.write_predictions_file(run, task, tmp_path / "c" / "predictions.ndjson.gz")
     assert main(["validate", "--benchmark", board, str(native), str(canonical),
                  "--labels", str(REAL_METADATA)]) == 0
     a = evaluate(tmp_path, native, REAL_METADATA, benchmark=board)
