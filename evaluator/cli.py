@@ -168,13 +168,15 @@ def cmd_validate(args) -> int:
                 print(f"{path}: error: no such file or folder")
                 failed += 1
                 continue
-            entries = find_entries(path) if path.is_dir() else [path]
+            entries = find_entries(path) if path.is_dir() else []
+            if not entries:  # not an entry nor a folder of entries: bare predictions
+                if not args.benchmark:
+                    print(f"{path}: error: no entry folders (with metadata.json) found; to "
+                          "check bare predictions, pass --benchmark")
+                    failed += 1
+                    continue
+                entries = [path]
             is_entry = [(e / "metadata.json").is_file() for e in entries]
-            if path.is_dir() and not any(is_entry) and not args.benchmark:
-                print(f"{path}: error: no entry folders (with metadata.json) found; to check "
-                      "bare predictions, pass --benchmark")
-                failed += 1
-                continue
             for entry, entry_like in zip(entries, is_entry):
                 checked += 1
                 report = ValidationReport(max_errors=args.max_errors)

@@ -137,16 +137,23 @@ def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
     """Read FORB's ``retrieval_results`` layout (one file per object type and database)."""
     collector = _Collector(task, report)
     by_stem = {f.path.name.removesuffix(".gz"): f for f in files}
+    absent = [f.name for f in files if not f.path.exists()]
+    if absent:
+        report.error(absent[0].rsplit("/", 1)[0] if "/" in absent[0] else ".", None,
+                     f"{len(absent)} of {len(files)} files are missing ({', '.join(absent)}); "
+                     "FORB's layout has <type>_all.ndjson and <type>_oods.ndjson for each of "
+                     f"the 8 object types: {', '.join(OBJECT_TYPES)}")
     for object_type, database in itertools.product(OBJECT_TYPES, DATABASES):
         file = by_stem[f"{object_type}_{database}.ndjson"]
         if not file.path.exists():
-            report.error(file.name, None, f"missing: FORB's layout needs {object_type}_all and "
-                         f"{object_type}_oods files for all 8 object types")
             continue
+        errors_before = report.error_count
         _read_results_file(file, object_type, database, task, collector, report)
         if report.full:
             return None
-        if task is not None:
+        # Queries whose lines were rejected would be listed as missing too: say it only
+        # about files that were otherwise clean.
+        if task is not None and report.error_count == errors_before:
             _report_missing_ids(file, object_type, database, task, collector, report)
     report.note_checked("schema, candidates and scores of every line")
     if task is None or not report.ok:
@@ -227,7 +234,7 @@ def read_predictions_file(files: list[PredictionFile], task: ForbTask | None,
                 continue
         collector.add(line.database, row, ids, line.scores)
     report.note_checked("schema, candidates and scores of every line")
-    if task is None:
+    if task is None or not report.ok:
         return None
     for database in DATABASES:
         seen = collector.seen[database]

@@ -40,7 +40,15 @@ def iter_lines(
                      f"{human_size(limits.max_file_bytes)} per file; compress it (.ndjson.gz) "
                      "or submit fewer candidates")
         return
-    with open(path, "rb") as raw:
+    if not path.is_file():
+        report.error(name, None, "not a regular file")
+        return
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        report.error(name, None, f"cannot read the file: {exc.strerror}")
+        return
+    with raw:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         if name.endswith(".gz") and not compressed:
