@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -52,19 +51,6 @@ class EntryMetadata(BaseModel):
     contact: Text = Field(description="E-mail address or GitHub handle of a maintainer.")
     date: dt.date = Field(description="Date of the submission (YYYY-MM-DD).")
     baseline: bool = Field(False, description="True for the baselines bundled in baselines/.")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """An entry folder found on disk."""
-
-    benchmark: str
-    entry_id: str
-    path: Path
-
-    @property
-    def key(self) -> str:
-        return f"{self.benchmark}/{self.entry_id}"
 
 
 def find_entries(path: Path) -> list[Path]:

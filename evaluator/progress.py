@@ -20,11 +20,6 @@ def enabled() -> bool:
     return _enabled
 
 
-def set_enabled(value: bool) -> None:
-    global _enabled
-    _enabled = value
-
-
 def status(message: str, force: bool = False) -> None:
     """Show ``message`` in place of the previous one (throttled to ten updates a second)."""
     global _last, _width

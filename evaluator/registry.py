@@ -90,12 +90,6 @@ class BenchmarkInfo:
     formats: tuple[PredictionFormat, ...]
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def metric(self, name: str) -> Metric:
-        for metric in self.metrics:
-            if metric.name == name:
-                return metric
-        raise KeyError(name)
-
 
 @dataclass
 class ScoreSheet:

@@ -155,7 +155,6 @@ def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
         # about files that were otherwise clean.
         if task is not None and report.error_count == errors_before:
             _report_missing_ids(file, object_type, database, task, collector, report)
-    report.note_checked("schema, candidates and scores of every line")
     if task is None or not report.ok:
         return None
     return collector.build()
@@ -233,7 +232,6 @@ def read_predictions_file(files: list[PredictionFile], task: ForbTask | None,
                              f"is not in {DATABASE_FILES[line.database]}")
                 continue
         collector.add(line.database, row, ids, line.scores)
-    report.note_checked("schema, candidates and scores of every line")
     if task is None or not report.ok:
         return None
     for database in DATABASES:

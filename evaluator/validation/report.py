@@ -27,7 +27,6 @@ class ValidationReport:
     max_errors: int = DEFAULT_MAX_ERRORS
     problems: list[Problem] = field(default_factory=list)
     error_count: int = 0
-    checked: list[str] = field(default_factory=list)
 
     def error(self, file: str, line: int | None, message: str) -> None:
         self.error_count += 1
@@ -36,10 +35,6 @@ class ValidationReport:
 
     def warning(self, file: str, line: int | None, message: str) -> None:
         self.problems.append(Problem(file, line, message, severity="warning"))
-
-    def note_checked(self, what: str) -> None:
-        """Record a check that ran (or was skipped) so the summary can say what was verified."""
-        self.checked.append(what)
 
     @property
     def ok(self) -> bool:
