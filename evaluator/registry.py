@@ -120,7 +120,9 @@ class Benchmark(ABC):
         """Read the public part of the board (queries, databases, sample lists): no labels."""
 
     @abstractmethod
-    def locate_predictions(self, path: Path) -> tuple[PredictionFormat, list[PredictionFile]] | None:
+    def locate_predictions(
+        self, path: Path
+    ) -> tuple[PredictionFormat, list[PredictionFile]] | None:
         """Which of ``info.formats`` the file or folder at ``path`` holds, and its files."""
 
     @abstractmethod

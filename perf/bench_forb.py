@@ -74,21 +74,22 @@ def main() -> None:
             fmt, files = locate(folder)
             predictions = read_results_folder(files, task, report)
             assert report.ok, report.lines()
-            _, times = timed(lambda: score(task, predictions, labels), args.repeat)
+            _, times = timed(lambda p=predictions: score(task, p, labels), args.repeat)
             print(f"\n{n_candidates} candidates per query and database")
             print(f"  scoring only, all {len(score(task, predictions, labels).scores)} slices: "
                   f"median {statistics.median(times) * 1000:.0f} ms, "
                   f"max {max(times) * 1000:.0f} ms over {args.repeat} runs")
-            _, times = timed(lambda: read_results_folder(files, task, ValidationReport()),
+            _, times = timed(lambda f=files: read_results_folder(f, task, ValidationReport()),
                              args.repeat)
             print(f"  streaming validation of retrieval_results/: median "
                   f"{statistics.median(times) * 1000:.0f} ms")
             fmt2, files2 = locate(canonical)
-            _, times = timed(lambda: read_predictions_file(files2, task, ValidationReport()),
+            _, times = timed(lambda f=files2: read_predictions_file(f, task, ValidationReport()),
                              args.repeat)
             print(f"  streaming validation of predictions.ndjson.gz: median "
                   f"{statistics.median(times) * 1000:.0f} ms")
-            for label, path in (("retrieval_results/", folder), ("predictions.ndjson.gz", canonical)):
+            for label, path in (("retrieval_results/", folder),
+                                ("predictions.ndjson.gz", canonical)):
                 walls = []
                 peak = 0.0
                 for _ in range(args.repeat):

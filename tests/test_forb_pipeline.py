@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +31,8 @@ def tiny(tmp_path_factory):
                              empty_rate=0.1, tie_rate=0.3)
     out = tmp_path_factory.mktemp("preds")
     native = writers.write_results_folder(run, task, out / "native")
-    canonical = writers.write_predictions_file(run, task, out / "canonical" / "predictions.ndjson.gz")
+    canonical = writers.write_predictions_file(run, task,
+                                               out / "canonical" / "predictions.ndjson.gz")
     return meta, task, labels, run, native, canonical
 
 

@@ -240,7 +240,8 @@ def read_predictions_file(files: list[PredictionFile], task: ForbTask | None,
             missing = [p for p in task.query_paths if p not in seen]
             examples = ", ".join(missing[:3])
             report.error(file.name, None, f"{len(missing)} of {task.n_queries} queries have no "
-                         f"'{database}' line (e.g. {examples}{', ...' if len(missing) > 3 else ''})")
+                         f"'{database}' line (e.g. {examples}"
+                         f"{', ...' if len(missing) > 3 else ''})")
     if not report.ok:
         return None
     return collector.build()

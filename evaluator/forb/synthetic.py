@@ -15,7 +15,8 @@ from evaluator.forb.writers import RankedLists
 
 
 def generate(task: ForbTask, labels: ForbLabels, n_candidates: int = 10, seed: int = 0,
-             hit_rate: float = 0.6, empty_rate: float = 0.01, tie_rate: float = 0.05) -> RankedLists:
+             hit_rate: float = 0.6, empty_rate: float = 0.01,
+             tie_rate: float = 0.05) -> RankedLists:
     rng = np.random.default_rng(seed)
     order = np.argsort(labels.gt_query, kind="stable")
     starts = np.searchsorted(labels.gt_query[order], np.arange(task.n_queries + 1))

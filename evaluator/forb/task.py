@@ -90,7 +90,8 @@ def _read_ndjson(path: Path):
                     try:
                         yield line_no, json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise TaskError(f"{path.name}:{line_no}: not valid JSON ({exc.msg})") from None
+                        raise TaskError(
+                            f"{path.name}:{line_no}: not valid JSON ({exc.msg})") from None
     except FileNotFoundError:
         raise TaskError(f"{path.name} is missing from {path.parent}") from None
 

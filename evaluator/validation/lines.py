@@ -79,7 +79,8 @@ def _iter_stream_lines(stream, name, report, limits, compressed):
             return
         if len(raw) > limits.max_line_bytes and not raw.endswith(b"\n"):
             report.error(name, line_no, f"the line is longer than "
-                         f"{human_size(limits.max_line_bytes)}; is the file one JSON object per line?")
+                         f"{human_size(limits.max_line_bytes)}; is the file one JSON object "
+                         "per line?")
             skipped = _skip_rest_of_line(stream, name, line_no, report,
                                          limits.max_decompressed_bytes - total)
             if skipped is None:
