@@ -105,9 +105,10 @@ def test_metadata_schema_accepts_the_documented_example():
 
 def test_schemas_command_writes_files(tmp_path):
     assert main(["schemas", "--out", str(tmp_path)]) == 0
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["forb-predictions.line.schema.json", "forb-retrieval-results.line.schema.json",
-                     "forb.metadata.schema.json"]
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"forb-predictions.line.schema.json", "forb-retrieval-results.line.schema.json",
+            "forb.metadata.schema.json", "mvtec3d-ad.metadata.schema.json",
+            "eyecandies.metadata.schema.json", "anomaly-predictions.line.schema.json"} == names
 
 
 def test_a_new_benchmark_is_one_registered_class(monkeypatch):

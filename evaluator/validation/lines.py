@@ -38,7 +38,7 @@ def iter_lines(
     if size > limits.max_file_bytes:
         report.error(name, None, f"the file is {human_size(size)}, over the limit of "
                      f"{human_size(limits.max_file_bytes)} per file; compress it (.ndjson.gz) "
-                     "or submit fewer candidates")
+                     "or make it smaller (see the submission guide)")
         return
     if not path.is_file():
         report.error(name, None, "not a regular file")

@@ -1,0 +1,2 @@
+"""Multimodal industrial anomaly detection (MVTec 3D-AD, Eyecandies): datasets, prediction
+maps, masks and scoring under the published protocol v1."""

@@ -1,0 +1,89 @@
+"""Decoding submitted anomaly maps and bringing them to the protocol's 224 x 224.
+
+A map arrives as base64 of a C-order little-endian float16/float32 array, optionally
+zlib-compressed. Decoding never trusts the payload: sizes are checked before anything is
+allocated and decompression stops at the expected size, so a zlib bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+
+import numpy as np
+
+from evaluator.anomaly.task import MAP_SIZE
+
+MAX_SIDE = 1024
+DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
+
+
+class MapError(ValueError):
+    """The map payload cannot be used; the message says why."""
+
+
+def decode_map(shape: tuple[int, int], dtype: str, data: str, compression: str | None,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Return the map as float32 at MAP_SIZE x MAP_SIZE (written into ``out`` when given, to
+    avoid a temporary copy), or raise MapError."""
+    height, width = shape
+    expected = height * width * DTYPES[dtype].itemsize
+    # base64 is 4 characters per 3 bytes; compressed data may be smaller, never much larger.
+    if compression is None and len(data) != 4 * ((expected + 2) // 3):
+        raise MapError(f"map.data holds {len(data)} base64 characters, but a {height}x{width} "
+                       f"{dtype} map needs {4 * ((expected + 2) // 3)} ({expected} bytes)")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MapError(f"map.data is not valid base64 ({exc})") from None
+    if compression == "zlib":
+        raw = _inflate(raw, expected)
+    if len(raw) != expected:
+        raise MapError(f"map.data decodes to {len(raw)} bytes, but a {height}x{width} {dtype} "
+                       f"map is {expected} bytes")
+    values = np.frombuffer(raw, dtype=DTYPES[dtype]).reshape(height, width)
+    if not np.isfinite(values).all():
+        raise MapError("the map holds NaN or infinite values")
+    if out is None:
+        out = np.empty((MAP_SIZE, MAP_SIZE), dtype=np.float32)
+    if values.shape == (MAP_SIZE, MAP_SIZE):
+        np.copyto(out, values)
+    else:
+        out[...] = resize_bilinear(values.astype(np.float32), MAP_SIZE)
+    return out
+
+
+def _inflate(raw: bytes, expected: int) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(raw, expected + 1)
+    except zlib.error as exc:
+        raise MapError(f"map.data is not a valid zlib stream ({exc})") from None
+    if len(out) > expected or inflater.unconsumed_tail:
+        raise MapError(f"map.data decompresses to more than the {expected} bytes its shape "
+                       "and dtype allow")
+    if not inflater.eof:
+        raise MapError("map.data ends before the end of its zlib stream (truncated)")
+    return out
+
+
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-pixel-centre bilinear sampling positions, as torch's interpolate with
+    align_corners=False: src = (dst + 0.5) * n_in / n_out - 0.5, clamped at 0."""
+    scale = n_in / n_out
+    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
+    lower = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    upper = np.minimum(lower + 1, n_in - 1)
+    weight = (src - lower).astype(np.float32)
+    return lower, upper, weight
+
+
+def resize_bilinear(values: np.ndarray, size: int) -> np.ndarray:
+    """Resize a 2-D float32 map to size x size (unchanged if it already is)."""
+    if values.shape == (size, size):
+        return values
+    y0, y1, wy = _axis_weights(values.shape[0], size)
+    x0, x1, wx = _axis_weights(values.shape[1], size)
+    rows = values[y0] * (1 - wy)[:, None] + values[y1] * wy[:, None]
+    return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
