@@ -46,6 +46,13 @@ exit status: 0 ok, 1 invalid submission, 2 usage error, 3 label or metadata prob
 """
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leaderboard", description=DESCRIPTION, epilog=EPILOG,
@@ -78,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", help="board or benchmark, needed for bare prediction files "
                    "(e.g. forb, forb-subset, forb-v1)")
     p.add_argument("--labels", action="append", metavar="SOURCE", help=labels_help)
-    p.add_argument("--max-errors", type=int, default=DEFAULT_MAX_ERRORS, metavar="N",
+    p.add_argument("--max-errors", type=positive_int, default=DEFAULT_MAX_ERRORS, metavar="N",
                    help=f"problems to list per entry (default {DEFAULT_MAX_ERRORS})")
     p.set_defaults(func=cmd_validate)
 
@@ -109,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where --all looks for entries (default: submissions)")
     p.add_argument("--no-record", action="store_true",
                    help="with --entry/--all: do not write or verify records")
-    p.add_argument("--max-errors", type=int, default=DEFAULT_MAX_ERRORS, metavar="N")
+    p.add_argument("--max-errors", type=positive_int, default=DEFAULT_MAX_ERRORS, metavar="N",
+                   help=f"problems to list (default {DEFAULT_MAX_ERRORS})")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",

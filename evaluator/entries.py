@@ -71,7 +71,9 @@ def read_metadata(entry_dir: Path, model: type[EntryMetadata],
                   report: ValidationReport) -> EntryMetadata | None:
     """Read and validate ``metadata.json`` against the benchmark's metadata model."""
     path = entry_dir / METADATA_FILE
-    if path.is_symlink() or not path.is_file():
+    if path.is_symlink():
+        return None  # check_entry_tree reports symbolic links
+    if not path.is_file():
         report.error(METADATA_FILE, None, "missing: every entry needs a metadata.json")
         return None
     if path.stat().st_size > MAX_METADATA_BYTES:
@@ -81,6 +83,9 @@ def read_metadata(entry_dir: Path, model: type[EntryMetadata],
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         report.error(METADATA_FILE, None, f"not valid UTF-8 (byte offset {exc.start})")
+        return None
+    if not text.lstrip().startswith("{"):
+        report.error(METADATA_FILE, None, "must hold one JSON object ({\"method\": ..., ...})")
         return None
     return parse_json_line(model, text, METADATA_FILE, None, report)
 

@@ -75,8 +75,7 @@ def locate(path: Path) -> tuple[PredictionFormat, list[PredictionFile]] | None:
     for object_type, database in itertools.product(OBJECT_TYPES, DATABASES):
         stem = f"{object_type}_{database}.ndjson"
         found = [results_dir / n for n in (stem, stem + ".gz") if (results_dir / n).exists()]
-        chosen = found[0] if found else results_dir / stem
-        files.extend(PredictionFile(p, prefix + p.name) for p in (found or [chosen]))
+        files.extend(PredictionFile(p, prefix + p.name) for p in (found or [results_dir / stem]))
     return RESULTS_FORMAT, files
 
 
@@ -138,7 +137,12 @@ def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
                         report: ValidationReport) -> RetrievalPredictions | None:
     """Read FORB's ``retrieval_results`` layout (one file per object type and database)."""
     collector = _Collector(task, report)
-    by_stem = {f.path.name.removesuffix(".gz"): f for f in files}
+    by_stem: dict[str, PredictionFile] = {}
+    for file in files:
+        stem = file.path.name.removesuffix(".gz")
+        if stem in by_stem:
+            report.error(file.name, None, f"give either {stem} or {stem}.gz, not both")
+        by_stem[stem] = file
     absent = [f.name for f in files if not f.path.exists()]
     if absent:
         report.error(absent[0].rsplit("/", 1)[0] if "/" in absent[0] else ".", None,

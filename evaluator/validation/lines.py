@@ -99,12 +99,13 @@ def _iter_stream_lines(stream, name, report, limits, compressed):
         except UnicodeDecodeError as exc:
             report.error(name, line_no, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
                          f"{exc.start + 1}); save the file as UTF-8")
-            if report.full:
+            if report.full or line_no == 1:  # a broken first line: not a UTF-8 text file
                 return
             continue
         if "\x00" in text:
-            report.error(name, line_no, "the line holds a NUL character; is this a binary file?")
-            if report.full:
+            report.error(name, line_no, "the line holds a NUL character; is this a binary or "
+                         "UTF-16 file? Save it as UTF-8")
+            if report.full or line_no == 1:
                 return
             continue
         if text.strip():

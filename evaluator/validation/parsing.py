@@ -31,7 +31,9 @@ def describe_errors(exc: ValidationError) -> list[str]:
         field = _json_path(err["loc"])
         kind = err["type"]
         if kind == "json_invalid":
-            messages.append(f"not valid JSON: {err['ctx']['error']}")
+            # The text is one line, so pydantic's "line 1" would contradict the file's line.
+            detail = str(err["ctx"]["error"]).replace(" at line 1 column ", " at column ")
+            messages.append(f"not valid JSON: {detail}")
         elif kind == "model_type" or (kind == "dict_type" and not field):
             messages.append("each line must be one JSON object")
         elif kind == "missing":

@@ -31,10 +31,10 @@ class ValidationReport:
     def error(self, file: str, line: int | None, message: str) -> None:
         self.error_count += 1
         if self.error_count <= self.max_errors:
-            self.problems.append(Problem(file, line, message))
+            self.problems.append(Problem(printable(file), line, message))
 
     def warning(self, file: str, line: int | None, message: str) -> None:
-        self.problems.append(Problem(file, line, message, severity="warning"))
+        self.problems.append(Problem(printable(file), line, message, severity="warning"))
 
     @property
     def ok(self) -> bool:
@@ -51,4 +51,13 @@ class ValidationReport:
         if hidden:
             out.append(f"... and {hidden} more errors (showing the first {self.max_errors}; "
                        "raise --max-errors to see more)")
+        elif self.full:
+            # Readers stop at the cap to stay fast on a badly broken file.
+            out.append(f"... stopped reading after {self.max_errors} errors; there may be "
+                       "more (raise --max-errors to see them)")
         return out
+
+
+def printable(name: str) -> str:
+    """A file name as text any terminal can print: undecodable bytes become escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
