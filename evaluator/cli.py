@@ -318,17 +318,17 @@ def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
     metrics = benchmark.info.metrics
     slices = [s for s in evaluation["scores"] if "/" not in s]
     width = max(len(s) for s in slices)
-    print("  " + " " * width + "".join(f"{m.name:>10}" for m in metrics))
+    cols = [max(9, len(m.name)) + 2 for m in metrics]
+    print("  " + " " * width + "".join(f"{m.name:>{c}}" for m, c in zip(metrics, cols)))
     for name in slices:
         cells = []
-        for metric in metrics:
+        for metric, col in zip(metrics, cols):
             value = evaluation["scores"][name][metric.name]
             if value is None:
-                cells.append(f"{'-':>10}")
-            elif metric.percent:
-                cells.append(f"{100 * value:>10.{metric.decimals}f}")
+                cells.append(f"{'-':>{col}}")
             else:
-                cells.append(f"{value:>10.{metric.decimals}f}")
+                shown = 100 * value if metric.percent else value
+                cells.append(f"{shown:>{col}.{metric.decimals}f}")
         print(f"  {name:<{width}}" + "".join(cells))
     provenance = evaluation["provenance"]
     print(f"  predictions sha256 {provenance['predictions']['sha256']}, labels "
