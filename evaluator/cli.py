@@ -201,7 +201,7 @@ def _validate_entry(entry: Path, benchmark_name: str | None, data: BoardData,
     benchmark = benchmark_of_entry(entry, benchmark_name)
     board, checked = check_entry(entry, benchmark, lambda b: data.task(benchmark, b), report)
     if board and data.source(benchmark) is None:
-        report.warning(entry.name, None, "queries and database images were not checked: "
+        report.warning(entry.name, None, "not checked against the board's test set: "
                        + data.missing_source_hint(benchmark))
     fmt = checked.fmt.name if checked.fmt else "no predictions"
     return f"{entry} ({board.id if board else benchmark.info.name}, {fmt})"
@@ -212,7 +212,7 @@ def _validate_predictions(path: Path, benchmark_name: str | None, data: BoardDat
     benchmark, board = _resolve(benchmark_name)
     task = data.task(benchmark, board)
     if task is None:
-        report.warning(path.name, None, "queries and database images were not checked: "
+        report.warning(path.name, None, "not checked against the board's test set: "
                        + data.missing_source_hint(benchmark))
     checked = check_predictions(benchmark, path, task, report)
     return f"{path} ({board.id}, {checked.fmt.name if checked.fmt else 'unknown format'})"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from evaluator.validation.limits import DEFAULT_LIMITS, Limits
+
 if TYPE_CHECKING:  # imported for annotations only, to keep start-up light
     from evaluator.entries import EntryMetadata
     from evaluator.validation.report import ValidationReport
@@ -114,6 +116,8 @@ class Benchmark(ABC):
     # The pydantic model of one line of each prediction format, by format name: the
     # validator parses with it and the published JSON Schema is generated from it.
     line_models: ClassVar[dict[str, type]]
+    # Size caps for reading predictions; a benchmark whose lines are large overrides them.
+    limits: ClassVar[Limits] = DEFAULT_LIMITS
 
     @abstractmethod
     def load_task(self, board: Board, directory: Path) -> Any:

@@ -4,7 +4,7 @@ Prints: the time of scoring alone (validated arrays -> every metric for every sl
 wall time and peak memory of whole `leaderboard evaluate` processes for both formats and for
 10 and 100 candidates per query.
 
-    python perf/bench_forb.py [--labels ../shared/data/forb/metadata] [--repeat 5]
+    python -m perf.bench_forb [--labels ../shared/data/forb/metadata] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from evaluator.forb import synthetic, writers
+from perf.measure import run_cli
 from evaluator.forb.labels import load_labels
 from evaluator.forb.predictions import locate, read_predictions_file, read_results_folder
 from evaluator.forb.scoring import score
@@ -37,18 +37,6 @@ def timed(fn, repeat):
     return result, times
 
 
-def run_process(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one CLI process (its own rusage, via wait4)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(args)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,7 +50,7 @@ def main() -> None:
     labels = load_labels(args.labels, task)
     print(f"FORB: {task.n_queries} queries, {task.database_size('all')} database images, "
           f"{os.cpu_count()} CPUs")
-    cli = [sys.executable, "-m", "evaluator.cli", "evaluate", "--benchmark", "forb",
+    cli = ["evaluate", "--benchmark", "forb",
            "--labels", str(args.labels)]
     with tempfile.TemporaryDirectory() as tmp:
         for n_candidates in (10, 100):
@@ -93,7 +81,7 @@ def main() -> None:
                 walls = []
                 peak = 0.0
                 for _ in range(args.repeat):
-                    wall, peak = run_process(cli + ["--predictions", str(path)])
+                    wall, peak = run_cli(cli + ["--predictions", str(path)])
                     walls.append(wall)
                 print(f"  whole `leaderboard evaluate` on {label}: median "
                       f"{statistics.median(walls):.2f} s, max {max(walls):.2f} s, "

@@ -43,6 +43,7 @@ class AnomalyEntryMetadata(EntryMetadata):
 class AnomalyBenchmark(Benchmark):
     layout: ClassVar[DatasetLayout]
     line_models = {ad_predictions.FORMAT.name: AnomalyPredictionLine}
+    limits = ad_predictions.LIMITS
 
     def load_task(self, board, directory: Path) -> ad_task.AnomalyTask:
         return ad_task.load_task(self.layout, directory)
@@ -51,7 +52,7 @@ class AnomalyBenchmark(Benchmark):
         return ad_predictions.locate(path)
 
     def read_predictions(self, fmt, files, task, report):
-        return ad_predictions.read_predictions(files, task, report)
+        return ad_predictions.read_predictions(files, task, report, self.limits)
 
     def load_labels(self, board, directory: Path, task) -> ad_labels.AnomalyLabels:
         return ad_labels.load_labels(task)

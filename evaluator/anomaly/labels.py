@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from evaluator.anomaly.datasets import folder_label
 from evaluator.anomaly.task import MAP_SIZE, AnomalyTask
@@ -26,6 +25,8 @@ class AnomalyLabels:
 
 
 def read_mask(path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError  # only anomaly-detection boards need PIL
+
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_MASK_PIXELS:

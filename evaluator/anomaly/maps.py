@@ -25,8 +25,8 @@ class MapError(ValueError):
 
 def decode_map(shape: tuple[int, int], dtype: str, data: str, compression: str | None,
                out: np.ndarray | None = None) -> np.ndarray:
-    """Return the map as float32 at MAP_SIZE x MAP_SIZE (written into ``out`` when given, to
-    avoid a temporary copy), or raise MapError."""
+    """Return the map at MAP_SIZE x MAP_SIZE (written into ``out`` when given, to avoid a
+    temporary copy; float32 otherwise), or raise MapError."""
     height, width = shape
     expected = height * width * DTYPES[dtype].itemsize
     # base64 is 4 characters per 3 bytes; compressed data may be smaller, never much larger.
@@ -65,6 +65,8 @@ def _inflate(raw: bytes, expected: int) -> bytes:
                        "and dtype allow")
     if not inflater.eof:
         raise MapError("map.data ends before the end of its zlib stream (truncated)")
+    if inflater.unused_data:
+        raise MapError("map.data has bytes after the end of its zlib stream")
     return out
 
 

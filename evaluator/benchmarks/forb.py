@@ -85,8 +85,8 @@ class Forb(Benchmark):
     def read_predictions(self, fmt: PredictionFormat, files, task,
                          report: ValidationReport):
         if fmt is forb_predictions.RESULTS_FORMAT:
-            return forb_predictions.read_results_folder(files, task, report)
-        return forb_predictions.read_predictions_file(files, task, report)
+            return forb_predictions.read_results_folder(files, task, report, self.limits)
+        return forb_predictions.read_predictions_file(files, task, report, self.limits)
 
     def load_labels(self, board: Board, directory: Path, task) -> forb_labels.ForbLabels:
         return forb_labels.load_labels(directory, task)

@@ -22,6 +22,7 @@ import numpy as np
 from evaluator.forb.models import ForbPredictionLine, ForbResultLine
 from evaluator.forb.task import DATABASE_FILES, DATABASES, OBJECT_TYPES, ForbTask
 from evaluator.registry import PredictionFile, PredictionFormat
+from evaluator.validation.limits import DEFAULT_LIMITS, Limits
 from evaluator.validation.lines import iter_lines
 from evaluator.validation.parsing import parse_json_line
 from evaluator.validation.report import ValidationReport
@@ -134,7 +135,8 @@ class _Collector:
 
 
 def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
-                        report: ValidationReport) -> RetrievalPredictions | None:
+                        report: ValidationReport,
+                        limits: Limits = DEFAULT_LIMITS) -> RetrievalPredictions | None:
     """Read FORB's ``retrieval_results`` layout (one file per object type and database)."""
     collector = _Collector(task, report)
     by_stem: dict[str, PredictionFile] = {}
@@ -154,7 +156,7 @@ def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
         if not file.path.exists():
             continue
         errors_before = report.error_count
-        _read_results_file(file, object_type, database, task, collector, report)
+        _read_results_file(file, object_type, database, task, collector, report, limits)
         if report.full:
             return None
         # Queries whose lines were rejected would be listed as missing too: say it only
@@ -166,12 +168,12 @@ def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
     return collector.build()
 
 
-def _read_results_file(file, object_type, database, task, collector, report) -> None:
+def _read_results_file(file, object_type, database, task, collector, report, limits) -> None:
     n_db = task.database_size(database) if task else None
     n_queries = task.query_count[object_type] if task else None
     start = task.query_start[object_type] if task else 0
     list_name = DATABASE_FILES[database]
-    for line_no, text in iter_lines(file.path, file.name, report):
+    for line_no, text in iter_lines(file.path, file.name, report, limits):
         line = parse_json_line(ForbResultLine, text, file.name, line_no, report)
         if line is None:
             continue
@@ -202,7 +204,8 @@ def _report_missing_ids(file, object_type, database, task, collector, report) ->
 
 
 def read_predictions_file(files: list[PredictionFile], task: ForbTask | None,
-                          report: ValidationReport) -> RetrievalPredictions | None:
+                          report: ValidationReport,
+                          limits: Limits = DEFAULT_LIMITS) -> RetrievalPredictions | None:
     """Read the canonical single-file format."""
     if len(files) != 1:
         report.error(files[0].name, None, "give either predictions.ndjson or "
@@ -215,7 +218,7 @@ def read_predictions_file(files: list[PredictionFile], task: ForbTask | None,
     collector = _Collector(task, report)
     index = task.database_index if task else None
     query_index = task.query_index if task else None
-    for line_no, text in iter_lines(file.path, file.name, report):
+    for line_no, text in iter_lines(file.path, file.name, report, limits):
         line = parse_json_line(ForbPredictionLine, text, file.name, line_no, report)
         if line is None:
             continue

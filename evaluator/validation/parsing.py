@@ -34,8 +34,9 @@ def describe_errors(exc: ValidationError) -> list[str]:
             # The text is one line, so pydantic's "line 1" would contradict the file's line.
             detail = str(err["ctx"]["error"]).replace(" at line 1 column ", " at column ")
             messages.append(f"not valid JSON: {detail}")
-        elif kind == "model_type" or (kind == "dict_type" and not field):
-            messages.append("each line must be one JSON object")
+        elif kind in ("model_type", "dict_type"):
+            messages.append(f"{field}: must be a JSON object" if field
+                            else "each line must be one JSON object")
         elif kind == "missing":
             messages.append(f"missing field '{field}'")
         elif kind == "extra_forbidden":
