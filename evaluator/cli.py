@@ -25,7 +25,8 @@ from evaluator.validation.report import DEFAULT_MAX_ERRORS, ValidationReport
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_CONFLICT = 0, 1, 2, 3, 4
 
 DESCRIPTION = """\
-Validate and score leaderboard submissions (FORB retrieval; more benchmarks plug in).
+Validate and score leaderboard submissions: FORB retrieval, MVTec 3D-AD and Eyecandies
+anomaly detection (`leaderboard boards` lists them).
 
 An entry is a folder submissions/<benchmark>/<entry-id>/ with a metadata.json and its
 predictions. Labels are never in the repository: point --labels at them (or set
@@ -39,6 +40,8 @@ examples:
   leaderboard evaluate --benchmark forb --predictions my_method/retrieval_results \\
       --labels ../shared/data/forb/metadata --json scores.json
   leaderboard evaluate --all --labels ../shared/data/forb/metadata
+  leaderboard evaluate --benchmark mvtec3d-ad --predictions preds/ \
+      --labels /data/mvtec_3d_anomaly_detection --json scores.json
   leaderboard schemas --out schemas/
 
 exit status: 0 ok, 1 invalid submission, 2 usage error, 3 label or metadata problem,
