@@ -72,12 +72,16 @@ def _inflate(raw: bytes, expected: int) -> bytes:
 
 def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Half-pixel-centre bilinear sampling positions, as torch's interpolate with
-    align_corners=False: src = (dst + 0.5) * n_in / n_out - 0.5, clamped at 0."""
-    scale = n_in / n_out
-    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
-    lower = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    upper = np.minimum(lower + 1, n_in - 1)
-    weight = (src - lower).astype(np.float32)
+    align_corners=False computes them for float32 maps on the CPU: scale = n_in / n_out in
+    float32, src = scale * (dst + 0.5) - 0.5 rounded once (torch's kernel uses a fused
+    multiply-add; the float64 product here is exact, so one rounding to float32 matches it),
+    clamped at 0."""
+    scale = np.float64(np.float32(n_in) / np.float32(n_out))
+    src = (scale * (np.arange(n_out) + 0.5) - 0.5).astype(np.float32)
+    src = np.maximum(src, np.float32(0.0))
+    lower = np.floor(src).astype(np.int64)
+    upper = np.where(lower < n_in - 1, lower + 1, lower)
+    weight = np.clip(src - lower.astype(np.float32), 0, 1).astype(np.float32)
     return lower, upper, weight
 
 
@@ -87,5 +91,6 @@ def resize_bilinear(values: np.ndarray, size: int) -> np.ndarray:
         return values
     y0, y1, wy = _axis_weights(values.shape[0], size)
     x0, x1, wx = _axis_weights(values.shape[1], size)
-    rows = values[y0] * (1 - wy)[:, None] + values[y1] * wy[:, None]
-    return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+    # Interpolate along x first, then y, as torch's separable CPU kernel does.
+    cols = values[:, x0] * (1 - wx)[None, :] + values[:, x1] * wx[None, :]
+    return cols[y0] * (1 - wy)[:, None] + cols[y1] * wy[:, None]
