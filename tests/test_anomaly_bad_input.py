@@ -23,8 +23,8 @@ from evaluator.anomaly.datasets import EYECANDIES_LAYOUT, MVTEC3D_LAYOUT, Datase
 from evaluator.anomaly.predictions import locate, read_predictions
 from evaluator.anomaly.synthetic import prediction_lines, write_label_root, write_predictions
 from evaluator.anomaly.task import load_task
-from evaluator.cli import main
 from evaluator.validation.report import ValidationReport
+from tests.report_helpers import cli, problem
 
 BOARDS = {"mvtec3d-ad": (MVTEC3D_LAYOUT, ("bagel", "carrot")),
           "eyecandies": (EYECANDIES_LAYOUT, ("CandyCane", "GummyBear"))}
@@ -73,22 +73,6 @@ def check(path: Path, task) -> tuple[ValidationReport, object]:
     return report, read_predictions(files, task, report)
 
 
-def problem(report: ValidationReport, file: str, line: int | None, *fragments: str):
-    """The problem at ``file:line`` whose message holds every fragment; shown in full if none."""
-    for p in report.problems:
-        if p.file == file and p.line == line and all(f in p.message for f in fragments):
-            where = file if line is None else f"{file}:{line}"
-            assert str(p).startswith(f"{where}: error: ")
-            return p
-    pytest.fail(f"no {file}:{line} {fragments} in:\n" + "\n".join(report.lines()))
-
-
-def cli(capsys, *args: str) -> tuple[int, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    out = captured.out + captured.err
-    assert "Traceback" not in out
-    return code, out
 
 
 def enc(raw: bytes) -> str:

@@ -19,6 +19,7 @@ from evaluator.forb.task import OBJECT_TYPES, load_task
 from evaluator.validation.lines import iter_lines
 from evaluator.validation.limits import Limits
 from evaluator.validation.report import ValidationReport
+from tests.report_helpers import cli, problem
 
 LOGOS_Q1, LOGOS_Q2 = "logos/query/q1.jpg", "logos/query/q2.jpg"
 LOGOS_D1, LOGOS_D2 = "logos/database/d1.jpg", "logos/database/d2.jpg"
@@ -87,22 +88,6 @@ def check(path: Path, task, max_errors: int = 50) -> tuple[ValidationReport, obj
     return report, reader(files, task, report)
 
 
-def problem(report: ValidationReport, file: str, line: int | None, *fragments: str):
-    """The problem at ``file:line`` whose message holds every fragment; shown in full if none."""
-    for p in report.problems:
-        if p.file == file and line in (..., p.line) and all(f in p.message for f in fragments):
-            where = file if p.line is None else f"{file}:{p.line}"
-            assert str(p).startswith(f"{where}: error: ")
-            return p
-    pytest.fail(f"no {file}:{line} {fragments} in:\n" + "\n".join(report.lines()))
-
-
-def cli(capsys, *args: str) -> tuple[int, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    out = captured.out + captured.err
-    assert "Traceback" not in out
-    return code, out
 
 
 # one bad line, in each format ------------------------------------------------------------------
