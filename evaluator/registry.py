@@ -148,6 +148,10 @@ class Benchmark(ABC):
     def score(self, board: Board, task: Any, predictions: Any, labels: Any) -> ScoreSheet:
         """Compute every metric for every slice."""
 
+    @abstractmethod
+    def slice_names(self) -> list[str]:
+        """Every slice a score sheet of this benchmark holds, in report order."""
+
     # Shared helpers -------------------------------------------------------------------------
 
     def board(self, name: str) -> Board:

@@ -134,6 +134,7 @@ def test_a_new_benchmark_is_one_registered_class(monkeypatch):
         def load_labels(self, board, directory, task): return None
         def labels_digest(self, labels): return ""
         def score(self, board, task, predictions, labels): return ScoreSheet({}, {}, {})
+        def slice_names(self): return ["overall"]
 
     benchmark, board = registry.resolve_board("toy")
     assert isinstance(benchmark, Toy) and board.id == "toy-v2"  # newest version by default

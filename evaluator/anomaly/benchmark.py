@@ -62,3 +62,6 @@ class AnomalyBenchmark(Benchmark):
 
     def score(self, board, task, predictions, labels) -> ScoreSheet:
         return ad_scoring.score(task, predictions, labels)
+
+    def slice_names(self) -> list[str]:
+        return [*self.layout.categories, "mean"]

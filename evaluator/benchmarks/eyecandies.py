@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from evaluator.anomaly.benchmark import METRICS, SLICES, AnomalyBenchmark, AnomalyEntryMetadata
-from evaluator.anomaly.datasets import EYECANDIES_LAYOUT
+from evaluator.anomaly.benchmark import (
+    METRICS,
+    MODALITIES,
+    SHOTS,
+    SLICES,
+    AnomalyBenchmark,
+    AnomalyEntryMetadata,
+)
+from evaluator.anomaly.datasets import EYECANDIES_CATEGORIES, EYECANDIES_LAYOUT
 from evaluator.anomaly.predictions import FORMAT
 from evaluator.registry import BenchmarkInfo, Board, register
 
@@ -31,6 +38,7 @@ class Eyecandies(AnomalyBenchmark):
         label_source="The dataset root as it ships: <Category>/test_public/data/<NN>_mask.png "
                      "(and test_private/ when its labels are supplied).",
         formats=(FORMAT,),
+        settings={"categories": EYECANDIES_CATEGORIES, "modalities": MODALITIES, "shots": SHOTS},
     )
     entry_metadata = EyecandiesEntryMetadata
     layout = EYECANDIES_LAYOUT

@@ -96,3 +96,6 @@ class Forb(Benchmark):
 
     def score(self, board: Board, task, predictions, labels) -> ScoreSheet:
         return forb_scoring.score(task, predictions, labels)
+
+    def slice_names(self) -> list[str]:
+        return forb_scoring.slice_names()

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from evaluator.anomaly.benchmark import METRICS, SLICES, AnomalyBenchmark, AnomalyEntryMetadata
-from evaluator.anomaly.datasets import MVTEC3D_LAYOUT
+from evaluator.anomaly.benchmark import (
+    METRICS,
+    MODALITIES,
+    SHOTS,
+    SLICES,
+    AnomalyBenchmark,
+    AnomalyEntryMetadata,
+)
+from evaluator.anomaly.datasets import MVTEC3D_CATEGORIES, MVTEC3D_LAYOUT
 from evaluator.anomaly.predictions import FORMAT
 from evaluator.registry import BenchmarkInfo, Board, register
 
@@ -31,6 +38,7 @@ class Mvtec3dAd(AnomalyBenchmark):
         label_source="The dataset root as it ships (only <category>/test/<defect>/gt/<id>.png "
                      "masks are read, so a masks-only copy works).",
         formats=(FORMAT,),
+        settings={"categories": MVTEC3D_CATEGORIES, "modalities": MODALITIES, "shots": SHOTS},
     )
     entry_metadata = MvtecEntryMetadata
     layout = MVTEC3D_LAYOUT
