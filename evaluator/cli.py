@@ -123,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"problems to list (default {DEFAULT_MAX_ERRORS})")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "build", help="build the leaderboard website",
+        description="Render every board from evaluation records, entry metadata and the "
+                    "published tables in site/data/published, then run `mkdocs build "
+                    "--strict`. Generated sources go to build/docs; labels are never needed.",
+        epilog="example:\n  leaderboard build --out build/site",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("build/site"), metavar="DIR",
+                   help="where the built site goes (default: build/site)")
+    p.add_argument("--submissions", type=Path, default=Path("submissions"), metavar="DIR")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("serve", help="build the site and preview it on localhost",
+                       description="Build the site, then serve it at http://127.0.0.1:PORT/.")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--out", type=Path, default=Path("build/site"), metavar="DIR")
+    p.add_argument("--submissions", type=Path, default=Path("submissions"), metavar="DIR")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",
                        description="Write JSON Schemas generated from the validator's models.")
     p.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR")
@@ -344,6 +363,33 @@ def _write_json(path: Path | None, evaluation: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dumps(evaluation), encoding="utf-8")
     print(f"  wrote {path}")
+
+
+# site -----------------------------------------------------------------------------------------
+
+def cmd_build(args) -> int:
+    import time
+
+    from evaluator.site.render import build
+
+    start = time.perf_counter()
+    views = build(args.out, args.submissions)
+    rows = sum(len(v.rows) for v in views)
+    print(f"built {args.out} ({len(views)} boards, {rows} rows) in "
+          f"{time.perf_counter() - start:.1f} s")
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    import functools
+    import http.server
+
+    cmd_build(args)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(args.out))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+        print(f"serving http://127.0.0.1:{args.port}/ (Ctrl-C stops)")
+        server.serve_forever()
+    return EXIT_OK
 
 
 # schemas --------------------------------------------------------------------------------------

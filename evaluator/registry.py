@@ -46,6 +46,7 @@ class Board:
     title: str
     description: str
     label_subdir: str | None = None
+    changelog: str = "First version."
 
     @property
     def id(self) -> str:
@@ -90,6 +91,8 @@ class BenchmarkInfo:
     slices: str
     label_source: str
     formats: tuple[PredictionFormat, ...]
+    # The slice that ranks a board (FORB: 'overall'; anomaly detection: the category 'mean').
+    headline_slice: str = "overall"
     settings: dict[str, Any] = field(default_factory=dict)
 
 

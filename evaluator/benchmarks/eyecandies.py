@@ -38,6 +38,7 @@ class Eyecandies(AnomalyBenchmark):
         label_source="The dataset root as it ships: <Category>/test_public/data/<NN>_mask.png "
                      "(and test_private/ when its labels are supplied).",
         formats=(FORMAT,),
+        headline_slice="mean",
         settings={"categories": EYECANDIES_CATEGORIES, "modalities": MODALITIES, "shots": SHOTS},
     )
     entry_metadata = EyecandiesEntryMetadata

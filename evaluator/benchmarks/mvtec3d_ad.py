@@ -38,6 +38,7 @@ class Mvtec3dAd(AnomalyBenchmark):
         label_source="The dataset root as it ships (only <category>/test/<defect>/gt/<id>.png "
                      "masks are read, so a masks-only copy works).",
         formats=(FORMAT,),
+        headline_slice="mean",
         settings={"categories": MVTEC3D_CATEGORIES, "modalities": MODALITIES, "shots": SHOTS},
     )
     entry_metadata = MvtecEntryMetadata

@@ -1,0 +1,198 @@
+"""Board views: every row a board shows (recomputed entries and results reported in papers),
+with values on one scale (fractions), ranked by the board's primary metric."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluator.entries import METADATA_FILE, RECORDS_DIR
+from evaluator.published import PublishedResults, load_published
+from evaluator.registry import Benchmark, Board, benchmarks
+
+
+@dataclass
+class Row:
+    key: str                      # unique within the site, used in URLs
+    method: str
+    kind: str                     # "recomputed" or "reported"
+    values: dict[str, dict[str, float | None]]
+    baseline: bool = False
+    modality: str | None = None
+    shots: str | None = None
+    group: str | None = None
+    date: str | None = None
+    paper_url: str | None = None
+    code_url: str | None = None
+    citation: str | None = None   # for reported rows: where in which paper
+    flags: list[str] = field(default_factory=list)
+    index_size_gb: float | None = None
+    metadata: dict | None = None  # recomputed rows: the entry's metadata.json
+    record: dict | None = None    # recomputed rows: the evaluation record
+    rank: int | None = None
+
+    @property
+    def page(self) -> str:
+        return f"entries/{self.key}.md"
+
+
+@dataclass
+class BoardView:
+    benchmark: Benchmark
+    board: Board
+    rows: list[Row]
+    versions: list[Board]
+
+    @property
+    def current(self) -> bool:
+        return self.board == self.benchmark.board(self.board.name)
+
+    @property
+    def primary(self) -> str:
+        return self.benchmark.info.primary_metric
+
+    @property
+    def headline(self) -> str:
+        return self.benchmark.info.headline_slice
+
+    def leader(self) -> Row | None:
+        return self.rows[0] if self.rows and self.rows[0].rank == 1 else None
+
+    def count(self, kind: str) -> int:
+        return sum(1 for r in self.rows if r.kind == kind)
+
+    @property
+    def last_update(self) -> str | None:
+        dates = [r.date for r in self.rows if r.date]
+        return max(dates) if dates else None
+
+    def metric(self, name: str):
+        return next(m for m in self.benchmark.info.metrics if m.name == name)
+
+
+def collect(submissions: Path, published: list[PublishedResults] | None = None) -> list[BoardView]:
+    """Every board version of every benchmark, with its rows ranked."""
+    published = load_published() if published is None else published
+    views = []
+    for benchmark in benchmarks():
+        for board in benchmark.info.boards:
+            rows = _recomputed_rows(submissions / benchmark.info.name, board)
+            rows += _reported_rows(published, board)
+            versions = [b for b in benchmark.info.boards if b.name == board.name]
+            view = BoardView(benchmark, board, rows, versions)
+            _rank(view)
+            views.append(view)
+    _attach_index_sizes(views, published)
+    return views
+
+
+def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
+    rows = []
+    if not folder.is_dir():
+        return rows
+    for entry in sorted(p for p in folder.iterdir() if p.is_dir()):
+        record_path = entry / RECORDS_DIR / f"{board.id}.json"
+        if not record_path.is_file():
+            continue
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        metadata = json.loads((entry / METADATA_FILE).read_text(encoding="utf-8"))
+        rows.append(Row(
+            key=f"{folder.name}/{entry.name}",
+            method=metadata["method"],
+            kind="recomputed",
+            values=record["scores"],
+            baseline=bool(metadata.get("baseline")),
+            modality=metadata.get("modality"),
+            shots=metadata.get("shots"),
+            date=str(metadata.get("date")),
+            paper_url=metadata.get("paper_url"),
+            code_url=metadata.get("code_url"),
+            metadata=metadata,
+            record=record,
+        ))
+    return rows
+
+
+def _reported_rows(published: list[PublishedResults], board: Board) -> list[Row]:
+    """One row per method and setting of a paper on this board; a method reported in several
+    tables (e.g. difficulty columns in one, object types in another) becomes one row."""
+    merged: dict[tuple, Row] = {}
+    for source in published:
+        for table in source.tables:
+            if table.board != board.id:
+                continue
+            scale = 0.01 if table.scale == "percent" else 1.0
+            for row in table.rows:
+                setting = dict(row.setting)
+                key = (source.source.key, row.method, row.citation, tuple(sorted(setting.items())))
+                if key not in merged:
+                    merged[key] = Row(
+                        key=f"reported/{source.source.key}/{_slug(row.method, setting)}",
+                        method=row.method, kind="reported", values={},
+                        modality=setting.pop("modality", None),
+                        shots=setting.pop("shots", None),
+                        group=setting.pop("group", None) or _describe(setting),
+                        paper_url=source.source.url,
+                        citation=f"{source.source.title}, {table.label}",
+                        flags=list(row.flags))
+                else:
+                    merged[key].citation += f", {table.label}"
+                target = merged[key].values
+                for slice_name, values in row.values.items():
+                    for metric, value in values.items():
+                        target.setdefault(slice_name, {}).setdefault(
+                            metric, None if value is None else value * scale)
+    return list(merged.values())
+
+
+def _describe(setting: dict[str, str]) -> str | None:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(setting.items())) or None
+
+
+def _slug(method: str, setting: dict[str, str]) -> str:
+    text = "-".join([method, *(f"{v}" for _, v in sorted(setting.items()))]).lower()
+    slug = "".join(c if c.isalnum() else "-" for c in text)
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return slug.strip("-")
+
+
+def _rank(view: BoardView) -> None:
+    """Sort by the primary metric on the headline slice (missing last); equal values share
+    a rank. Reported rows are ranked together with recomputed ones and marked apart."""
+    def value(row: Row) -> float | None:
+        return row.values.get(view.headline, {}).get(view.primary)
+
+    view.rows.sort(key=lambda r: (value(r) is None, -(value(r) or 0.0), r.method))
+    previous, rank = None, 0
+    for position, row in enumerate(view.rows, start=1):
+        current = value(row)
+        if current is None:
+            row.rank = None
+            continue
+        if current != previous:
+            rank, previous = position, current
+        row.rank = rank
+    _dedupe_keys(view.rows)
+
+
+def _dedupe_keys(rows: list[Row]) -> None:
+    seen: dict[str, int] = {}
+    for row in rows:
+        count = seen.get(row.key, 0)
+        seen[row.key] = count + 1
+        if count:
+            row.key = f"{row.key}-{count + 1}"
+
+
+def _attach_index_sizes(views: list[BoardView], published: list[PublishedResults]) -> None:
+    """Tables without a board (FORB's index sizes) annotate that paper's rows by method."""
+    for source in published:
+        sizes = {(r.method, r.citation): r.index_size_gb for t in source.tables
+                 if t.board is None for r in t.rows if r.index_size_gb is not None}
+        names = {m: size for (m, _), size in sizes.items()}
+        for view in views:
+            for row in view.rows:
+                if row.kind == "reported" and row.paper_url == source.source.url:
+                    row.index_size_gb = names.get(row.method, row.index_size_gb)

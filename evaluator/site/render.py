@@ -1,0 +1,188 @@
+"""Render board views into MkDocs sources (Markdown with HTML blocks) and build the site.
+
+Generated sources go to ``build/docs`` with a generated ``build/mkdocs.yml`` that inherits the
+repository's ``mkdocs.yml`` and adds the navigation; ``site/`` only holds the sources
+(templates, static pages, assets, published-results data).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from evaluator import __version__
+from evaluator.registry import benchmarks
+from evaluator.schemas import write_schemas
+from evaluator.site.boards import BoardView, Row, collect
+from evaluator.site.formatting import escape, format_value, plain_title, safe_url
+
+REPO = Path(__file__).resolve().parents[2]
+SITE_SOURCES = REPO / "site"
+CURVE_ROWS = 10  # how many top recomputed entries a board page plots
+
+
+def render_sources(work: Path, submissions: Path) -> list[BoardView]:
+    """Write every page, asset and download into ``work/docs`` and ``work/mkdocs.yml``."""
+    docs = work / "docs"
+    if docs.exists():
+        shutil.rmtree(docs)
+    shutil.copytree(SITE_SOURCES / "docs", docs)
+    shutil.copytree(SITE_SOURCES / "assets", docs / "assets")
+    views = collect(submissions)
+    env = Environment(loader=FileSystemLoader(SITE_SOURCES / "templates"),
+                      undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters.update(e=escape, url=safe_url, fmt=format_value, tojson=_script_json,
+                       title=plain_title)
+    pages = _Pages(docs, env)
+    by_benchmark = {b.info.name: [v for v in views if v.benchmark is b] for b in benchmarks()}
+    pages.write("index.md", "home.md.j2", views=views, by_benchmark=by_benchmark,
+                version=__version__)
+    for view in views:
+        pages.write(f"boards/{view.board.id}.md", "board.md.j2", view=view,
+                    data=_board_data(view), path_to_root="../")
+        for row in view.rows:
+            pages.write(row.page, "entry.md.j2", view=view, row=row,
+                        data=_entry_data(view, row), path_to_root="../" * row.page.count("/"))
+        _write_downloads(docs / "downloads", view)
+    for benchmark in benchmarks():
+        pages.write(f"protocols/{benchmark.info.name}.md", "protocol.md.j2", benchmark=benchmark)
+    write_schemas(docs / "downloads" / "schemas")
+    pages.write("downloads.md", "downloads.md.j2", views=views,
+                schemas=sorted(p.name for p in (docs / "downloads" / "schemas").iterdir()))
+    pages.write("versions.md", "versions.md.j2", views=views, by_benchmark=by_benchmark)
+    (work / "mkdocs.yml").write_text(_mkdocs_config(views), encoding="utf-8")
+    return views
+
+
+def build(out: Path, submissions: Path, work: Path = REPO / "build") -> list[BoardView]:
+    """Render the sources and run ``mkdocs build --strict`` into ``out``."""
+    views = render_sources(work, submissions)
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+               "-f", str(work / "mkdocs.yml"), "-d", str(out.resolve())]
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # the theme's banner is not our news
+    subprocess.run(command, check=True, env=env)
+    return views
+
+
+class _Pages:
+    def __init__(self, docs: Path, env: Environment) -> None:
+        self.docs, self.env = docs, env
+
+    def write(self, relative: str, template: str, **context) -> None:
+        path = self.docs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.env.get_template(template).render(**context), encoding="utf-8")
+
+
+def _script_json(value) -> str:
+    """JSON safe inside <script type="application/json">: no '</' or '<!--' can end it."""
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _row_data(view: BoardView, row: Row, path_to_root: str) -> dict:
+    return {
+        "rank": row.rank, "method": row.method, "kind": row.kind, "baseline": row.baseline,
+        "url": f"{path_to_root}{row.page[:-3]}.html", "modality": row.modality,
+        "shots": row.shots, "group": row.group, "date": row.date,
+        "paper": safe_url(row.paper_url), "code": safe_url(row.code_url),
+        "citation": row.citation, "flags": row.flags, "values": row.values,
+    }
+
+
+def _board_data(view: BoardView) -> dict:
+    info = view.benchmark.info
+    curves = []
+    for row in [r for r in view.rows if r.record][:CURVE_ROWS]:
+        curves.append({"method": row.method, "curves": _plot_curves(row.record)})
+    return {
+        "board": view.board.id,
+        "primary": info.primary_metric,
+        "headline": info.headline_slice,
+        "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
+                    for m in info.metrics],
+        "slices": view.benchmark.slice_names(),
+        "settings": bool(info.settings.get("modalities")),
+        "rows": [_row_data(view, row, "../") for row in view.rows],
+        "curves": curves,
+        **_comparison(info.settings),
+    }
+
+
+def _comparison(settings: dict) -> dict:
+    """Which slices the board's comparison chart shows: FORB's object types as bars, anomaly
+    categories as a heat map."""
+    if settings.get("object_types"):
+        return {"compare": list(settings["object_types"]), "compareStyle": "bars",
+                "compareName": "object type"}
+    if settings.get("categories"):
+        return {"compare": list(settings["categories"]), "compareStyle": "heatmap",
+                "compareName": "category"}
+    return {}
+
+
+def _plot_curves(record: dict) -> dict:
+    """The curves a record holds, in the shape the site's charts take."""
+    curves = record.get("curves", {})
+    if "t-mAP" in curves:
+        tmap = curves["t-mAP"]
+        return {"kind": "t-mAP", "fpr": tmap["fpr"], "slices": tmap["slices"]}
+    return {"kind": "anomaly", "roc": curves.get("roc", {}), "pro": curves.get("pro", {})}
+
+
+def _entry_data(view: BoardView, row: Row) -> dict:
+    return {
+        "board": view.board.id,
+        "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
+                    for m in view.benchmark.info.metrics],
+        "method": row.method,
+        "curves": _plot_curves(row.record) if row.record else None,
+    }
+
+
+def _write_downloads(folder: Path, view: BoardView) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = [m.name for m in view.benchmark.info.metrics]
+    slices = view.benchmark.slice_names()
+    fields = ["rank", "method", "kind", "baseline", "modality", "shots", "group", "date",
+              "paper_url", "code_url", "citation"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(fields + [f"{s}/{m}" for s in slices for m in metrics])
+    rows_json = []
+    for row in view.rows:
+        base = [row.rank, row.method, row.kind, row.baseline, row.modality, row.shots,
+                row.group, row.date, row.paper_url, row.code_url, row.citation]
+        values = [row.values.get(s, {}).get(m) for s in slices for m in metrics]
+        writer.writerow(["" if v is None else v for v in base + values])
+        rows_json.append({**dict(zip(fields, base)), "scores": row.values,
+                          "provenance": (row.record or {}).get("provenance")})
+    (folder / f"{view.board.id}.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    (folder / f"{view.board.id}.json").write_text(json.dumps(
+        {"board": view.board.id, "primary_metric": view.primary,
+         "headline_slice": view.headline, "rows": rows_json}, indent=1), encoding="utf-8")
+
+
+def _mkdocs_config(views: list[BoardView]) -> str:
+    boards = []
+    for view in views:
+        suffix = "" if view.current else " (older version)"
+        boards.append({f"{view.board.title} v{view.board.version}{suffix}":
+                       f"boards/{view.board.id}.md"})
+    nav = [
+        {"Home": "index.md"},
+        {"Boards": boards},
+        {"How to submit": "submit.md"},
+        {"Protocols": [{b.info.title: f"protocols/{b.info.name}.md"} for b in benchmarks()]},
+        {"Downloads": "downloads.md"},
+        {"Versions": "versions.md"},
+    ]
+    config = {"INHERIT": str(REPO / "mkdocs.yml"), "docs_dir": "docs", "nav": nav}
+    return json.dumps(config, indent=1)  # JSON is valid YAML

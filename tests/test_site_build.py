@@ -1,0 +1,86 @@
+"""The site as files: built from records, metadata and published tables; numbers as the papers
+print them; downloads; no page over 1 MB; text from submissions escaped."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluator.published import load_published
+from evaluator.site.render import build
+from tests.site_fixtures import HOSTILE_NAME, make_submissions
+
+pytest.importorskip("mkdocs", reason="the site needs mkdocs-material (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    submissions = make_submissions(root)
+    out = root / "out"
+    views = build(out, submissions, work=root / "work")
+    return out, views, submissions
+
+
+def test_every_board_version_has_a_page_and_downloads(site):
+    out, views, _ = site
+    for view in views:
+        assert (out / "boards" / f"{view.board.id}.html").is_file()
+        rows = list(csv.DictReader(open(out / "downloads" / f"{view.board.id}.csv")))
+        assert len(rows) == len(view.rows)
+        doc = json.loads((out / "downloads" / f"{view.board.id}.json").read_text())
+        assert doc["board"] == view.board.id and len(doc["rows"]) == len(view.rows)
+    schemas = list((out / "downloads" / "schemas").glob("*.schema.json"))
+    assert len(schemas) >= 6
+    for name in ("index.html", "submit.html", "downloads.html", "versions.html",
+                 "protocols/forb.html", "protocols/mvtec3d-ad.html"):
+        assert (out / name).is_file(), name
+
+
+def test_recomputed_numbers_are_printed_as_the_papers_do(site):
+    out, views, submissions = site
+    record = json.loads((submissions / "forb/forb-entry-0/records/forb-v1.json").read_text())
+    page = (out / "entries/forb/forb-entry-0.html").read_text()
+    assert f"{100 * record['scores']['overall']['mAP@1']:.2f}" in page   # percent, 2 decimals
+    assert record["provenance"]["predictions"]["sha256"] in page
+    ad = json.loads((submissions / "mvtec3d-ad/ad-entry-0/records/mvtec3d-ad-v1.json").read_text())
+    ad_page = (out / "entries/mvtec3d-ad/ad-entry-0.html").read_text()
+    shown = [v for values in ad["scores"].values() for v in values.values() if v is not None]
+    assert shown and all(f"{v:.3f}" in ad_page for v in shown)         # fraction, 3 decimals
+
+
+def test_published_tables_appear_as_reported_rows(site):
+    out, views, _ = site
+    published = load_published()
+    if not published:
+        pytest.skip("no published tables in site/data/published yet")
+    reported = [r for v in views for r in v.rows if r.kind == "reported"]
+    assert reported
+    board = (out / "boards/forb-v1.html").read_text()
+    assert "reported in paper" in board
+    # Values a row does not report stay absent, never zero.
+    for row in reported:
+        for values in row.values.values():
+            assert all(v is None or v >= 0 for v in values.values())
+
+
+def test_no_page_is_over_one_megabyte(site):
+    out, _, _ = site
+    sizes = {p: p.stat().st_size for p in out.rglob("*.html")}
+    assert max(sizes.values()) < 1024 * 1024, max(sizes.items(), key=lambda kv: kv[1])
+
+
+def test_text_from_submissions_is_escaped(site):
+    out, _, _ = site
+    for page in [out / "entries/forb/forb-entry-3.html", out / "boards/forb-v1.html",
+                 out / "index.html"]:
+        text = page.read_text()
+        assert '<script>alert("x")' not in text
+        assert "<img src=x" not in text and 'href="javascript:' not in text
+        assert "<b>bold</b>" not in text
+    entry = (out / "entries/forb/forb-entry-3.html").read_text()
+    title = entry.split("<title>")[1].split("</title>")[0]
+    assert "<" not in title and title.startswith("Evil /titlescriptalert")
