@@ -15,7 +15,14 @@ from typing import Any
 
 from evaluator import __version__, progress
 from evaluator.entries import EntryMetadata, check_entry_tree, read_metadata
-from evaluator.registry import Benchmark, Board, PredictionFile, PredictionFormat, get_benchmark
+from evaluator.registry import (
+    Benchmark,
+    Board,
+    PredictionFile,
+    PredictionFormat,
+    ScoreSheet,
+    get_benchmark,
+)
 from evaluator.validation.report import ValidationReport
 
 EVALUATION_SCHEMA = "leaderboard-evaluation/1"
@@ -120,6 +127,14 @@ def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: Ch
     progress.status("scoring", force=True)
     sheet = benchmark.score(board, task, checked.arrays, labels)
     progress.clear()
+    return evaluation_document(benchmark, board, sheet,
+                               predictions_provenance(checked.fmt, checked.files),
+                               benchmark.labels_digest(labels), entry_key)
+
+
+def evaluation_document(benchmark: Benchmark, board: Board, sheet: ScoreSheet,
+                        predictions: dict, labels_digest: str,
+                        entry_key: str | None = None) -> dict:
     return {
         "schema": EVALUATION_SCHEMA,
         "benchmark": benchmark.info.name,
@@ -133,7 +148,7 @@ def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: Ch
             "evaluator_version": __version__,
             "board": board.id,
             "protocol_version": board.version,
-            "predictions": predictions_provenance(checked.fmt, checked.files),
-            "labels_digest": benchmark.labels_digest(labels),
+            "predictions": predictions,
+            "labels_digest": labels_digest,
         },
     }

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
 from evaluator.published import load_published
 from evaluator.site.render import build
-from tests.site_fixtures import HOSTILE_NAME, make_submissions
+from tests.site_fixtures import make_submissions
 
 pytest.importorskip("mkdocs", reason="the site needs mkdocs-material (pip install -e '.[test]')")
 

@@ -83,8 +83,19 @@ class _Pages:
 
 
 def _script_json(value) -> str:
-    """JSON safe inside <script type="application/json">: no '</' or '<!--' can end it."""
-    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+    """JSON safe inside <script type="application/json">: no '</' or '<!--' can end it.
+    Floats are shortened to 6 decimals: the site shows at most 3, and pages stay small."""
+    return json.dumps(_rounded(value), separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _row_data(view: BoardView, row: Row, path_to_root: str) -> dict:
@@ -99,8 +110,9 @@ def _row_data(view: BoardView, row: Row, path_to_root: str) -> dict:
 
 def _board_data(view: BoardView) -> dict:
     info = view.benchmark.info
+    # Board pages plot t-mAP curves; per-category ROC/PRO curves live on entry pages only.
     curves = []
-    for row in [r for r in view.rows if r.record][:CURVE_ROWS]:
+    for row in [r for r in view.rows if r.record and "t-mAP" in r.record["curves"]][:CURVE_ROWS]:
         curves.append({"method": row.method, "curves": _plot_curves(row.record)})
     return {
         "board": view.board.id,

@@ -47,6 +47,7 @@
     html("figcaption", "", box, title);
     var svg = el("svg", {viewBox: "0 0 " + width + " " + height, role: "img",
                          "aria-label": title}, box);
+    svg.style.maxWidth = width + "px";  // never scale a chart up past its natural size
     var plot = {svg: svg, x0: margin.left, x1: width - margin.right,
                 y0: height - margin.bottom, y1: margin.top};
     return plot;
