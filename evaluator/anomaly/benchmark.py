@@ -15,7 +15,7 @@ from evaluator.anomaly import task as ad_task
 from evaluator.anomaly.datasets import DatasetLayout
 from evaluator.anomaly.models import AnomalyPredictionLine
 from evaluator.entries import EntryMetadata
-from evaluator.registry import Benchmark, Metric, ScoreSheet
+from evaluator.registry import Benchmark, BenchmarkInfo, Board, Metric, ScoreSheet
 
 METRICS = (
     Metric("I-AUROC", "Image-level ROC AUC of the submitted image scores (ties as "
@@ -31,6 +31,19 @@ METRICS = (
 SLICES = "each category, and 'mean': the unweighted mean over categories."
 MODALITIES = ("RGB", "3D", "RGB+3D")
 SHOTS = ("full", "50", "10", "5")
+
+
+def anomaly_info(*, name: str, title: str, description: str, reference: str, license: str,
+                 board: Board, label_source: str, layout: DatasetLayout) -> BenchmarkInfo:
+    """The BenchmarkInfo of an anomaly-detection dataset: what differs is passed in, what
+    protocol v1 fixes (metrics, slices, primary metric, format, settings) is filled in."""
+    return BenchmarkInfo(
+        name=name, title=title, description=description, reference=reference,
+        license=license, boards=(board,), metrics=METRICS, primary_metric="I-AUROC",
+        slices=SLICES, label_source=label_source, formats=(ad_predictions.FORMAT,),
+        headline_slice="mean",
+        settings={"categories": layout.categories, "modalities": MODALITIES, "shots": SHOTS},
+    )
 
 
 class AnomalyEntryMetadata(EntryMetadata):

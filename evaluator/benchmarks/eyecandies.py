@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from evaluator.anomaly.benchmark import (
-    METRICS,
-    MODALITIES,
-    SHOTS,
-    SLICES,
-    AnomalyBenchmark,
-    AnomalyEntryMetadata,
-)
-from evaluator.anomaly.datasets import EYECANDIES_CATEGORIES, EYECANDIES_LAYOUT
-from evaluator.anomaly.predictions import FORMAT
-from evaluator.registry import BenchmarkInfo, Board, register
+from evaluator.anomaly.benchmark import AnomalyBenchmark, AnomalyEntryMetadata, anomaly_info
+from evaluator.anomaly.datasets import EYECANDIES_LAYOUT
+from evaluator.registry import Board, register
 
 
 class EyecandiesEntryMetadata(AnomalyEntryMetadata):
@@ -23,23 +15,18 @@ class EyecandiesEntryMetadata(AnomalyEntryMetadata):
 
 @register
 class Eyecandies(AnomalyBenchmark):
-    info = BenchmarkInfo(
+    info = anomaly_info(
         name="eyecandies",
         title="Eyecandies",
         description="Synthetic candies rendered with RGB, depth and normals; 10 categories, "
                     "test_public with masks and test_private with hidden labels.",
         reference="https://eyecan-ai.github.io/eyecandies/",
         license="CC BY 4.0",
-        boards=(Board("eyecandies", 1, "Eyecandies", "test_public (50 samples per category), "
-                      "plus test_private wherever its masks are supplied; protocol v1."),),
-        metrics=METRICS,
-        primary_metric="I-AUROC",
-        slices=SLICES,
+        board=Board("eyecandies", 1, "Eyecandies", "test_public (50 samples per category), "
+                    "plus test_private wherever its masks are supplied; protocol v1."),
         label_source="The dataset root as it ships: <Category>/test_public/data/<NN>_mask.png "
                      "(and test_private/ when its labels are supplied).",
-        formats=(FORMAT,),
-        headline_slice="mean",
-        settings={"categories": EYECANDIES_CATEGORIES, "modalities": MODALITIES, "shots": SHOTS},
+        layout=EYECANDIES_LAYOUT,
     )
     entry_metadata = EyecandiesEntryMetadata
     layout = EYECANDIES_LAYOUT

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from evaluator.anomaly.benchmark import (
-    METRICS,
-    MODALITIES,
-    SHOTS,
-    SLICES,
-    AnomalyBenchmark,
-    AnomalyEntryMetadata,
-)
-from evaluator.anomaly.datasets import MVTEC3D_CATEGORIES, MVTEC3D_LAYOUT
-from evaluator.anomaly.predictions import FORMAT
-from evaluator.registry import BenchmarkInfo, Board, register
+from evaluator.anomaly.benchmark import AnomalyBenchmark, AnomalyEntryMetadata, anomaly_info
+from evaluator.anomaly.datasets import MVTEC3D_LAYOUT
+from evaluator.registry import Board, register
 
 
 class MvtecEntryMetadata(AnomalyEntryMetadata):
@@ -23,23 +15,18 @@ class MvtecEntryMetadata(AnomalyEntryMetadata):
 
 @register
 class Mvtec3dAd(AnomalyBenchmark):
-    info = BenchmarkInfo(
+    info = anomaly_info(
         name="mvtec3d-ad",
         title="MVTec 3D-AD",
         description="Unsupervised anomaly detection and segmentation on 10 categories of "
                     "industrial objects scanned in RGB and 3D (1,197 test scans, 249 good).",
         reference="https://www.mvtec.com/company/research/datasets/mvtec-3d-ad",
         license="CC BY-NC-SA 4.0",
-        boards=(Board("mvtec3d-ad", 1, "MVTec 3D-AD", "Test set, protocol v1: masks resized "
-                      "to 224 x 224 with nearest neighbour, maps with bilinear interpolation."),),
-        metrics=METRICS,
-        primary_metric="I-AUROC",
-        slices=SLICES,
+        board=Board("mvtec3d-ad", 1, "MVTec 3D-AD", "Test set, protocol v1: masks resized "
+                    "to 224 x 224 with nearest neighbour, maps with bilinear interpolation."),
         label_source="The dataset root as it ships (only <category>/test/<defect>/gt/<id>.png "
                      "masks are read, so a masks-only copy works).",
-        formats=(FORMAT,),
-        headline_slice="mean",
-        settings={"categories": MVTEC3D_CATEGORIES, "modalities": MODALITIES, "shots": SHOTS},
+        layout=MVTEC3D_LAYOUT,
     )
     entry_metadata = MvtecEntryMetadata
     layout = MVTEC3D_LAYOUT
