@@ -42,11 +42,11 @@ def test_every_board_version_has_a_page_and_downloads(site):
 def test_recomputed_numbers_are_printed_as_the_papers_do(site):
     out, views, submissions = site
     record = json.loads((submissions / "forb/forb-entry-0/records/forb-v1.json").read_text())
-    page = (out / "entries/forb/forb-entry-0.html").read_text()
+    page = (out / "entries/forb-v1/forb-entry-0.html").read_text()
     assert f"{100 * record['scores']['overall']['mAP@1']:.2f}" in page   # percent, 2 decimals
     assert record["provenance"]["predictions"]["sha256"] in page
     ad = json.loads((submissions / "mvtec3d-ad/ad-entry-0/records/mvtec3d-ad-v1.json").read_text())
-    ad_page = (out / "entries/mvtec3d-ad/ad-entry-0.html").read_text()
+    ad_page = (out / "entries/mvtec3d-ad-v1/ad-entry-0.html").read_text()
     shown = [v for values in ad["scores"].values() for v in values.values() if v is not None]
     assert shown and all(f"{v:.3f}" in ad_page for v in shown)         # fraction, 3 decimals
 
@@ -54,16 +54,22 @@ def test_recomputed_numbers_are_printed_as_the_papers_do(site):
 def test_published_tables_appear_as_reported_rows(site):
     out, views, _ = site
     published = load_published()
-    if not published:
-        pytest.skip("no published tables in site/data/published yet")
+    assert {p.source.key for p in published} == {"forb-2023", "m3dm-2023"}
     reported = [r for v in views for r in v.rows if r.kind == "reported"]
     assert reported
-    board = (out / "boards/forb-v1.html").read_text()
-    assert "reported in paper" in board
+    for board_id in ("forb-v1", "forb-subset-v1", "mvtec3d-ad-v1", "eyecandies-v1"):
+        assert "reported in paper" in (out / f"boards/{board_id}.html").read_text(), board_id
     # Values a row does not report stay absent, never zero.
     for row in reported:
         for values in row.values.values():
             assert all(v is None or v >= 0 for v in values.values())
+
+
+def test_every_row_has_its_own_page(site):
+    out, views, _ = site
+    pages = [row.page for view in views for row in view.rows]
+    assert len(pages) == len(set(pages))
+    assert all((out / (page[:-3] + ".html")).is_file() for page in pages)
 
 
 def test_no_page_is_over_one_megabyte(site):
@@ -74,12 +80,12 @@ def test_no_page_is_over_one_megabyte(site):
 
 def test_text_from_submissions_is_escaped(site):
     out, _, _ = site
-    for page in [out / "entries/forb/forb-entry-3.html", out / "boards/forb-v1.html",
+    for page in [out / "entries/forb-v1/forb-entry-3.html", out / "boards/forb-v1.html",
                  out / "index.html"]:
         text = page.read_text()
         assert '<script>alert("x")' not in text
         assert "<img src=x" not in text and 'href="javascript:' not in text
         assert "<b>bold</b>" not in text
-    entry = (out / "entries/forb/forb-entry-3.html").read_text()
+    entry = (out / "entries/forb-v1/forb-entry-3.html").read_text()
     title = entry.split("<title>")[1].split("</title>")[0]
     assert "<" not in title and title.startswith("Evil /titlescriptalert")

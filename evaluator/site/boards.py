@@ -14,7 +14,7 @@ from evaluator.registry import Benchmark, Board, benchmarks
 
 @dataclass
 class Row:
-    key: str                      # unique within the site, used in URLs
+    key: str                      # unique within the site (board id first), used in URLs
     method: str
     kind: str                     # "recomputed" or "reported"
     values: dict[str, dict[str, float | None]]
@@ -31,6 +31,7 @@ class Row:
     metadata: dict | None = None  # recomputed rows: the entry's metadata.json
     record: dict | None = None    # recomputed rows: the evaluation record
     rank: int | None = None
+    source: str | None = None     # recomputed rows: the entry folder, e.g. submissions/forb/x
 
     @property
     def page(self) -> str:
@@ -98,7 +99,8 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         metadata = json.loads((entry / METADATA_FILE).read_text(encoding="utf-8"))
         rows.append(Row(
-            key=f"{folder.name}/{entry.name}",
+            key=f"{board.id}/{entry.name}",
+            source=f"submissions/{folder.name}/{entry.name}",
             method=metadata["method"],
             kind="recomputed",
             values=record["scores"],
@@ -128,7 +130,8 @@ def _reported_rows(published: list[PublishedResults], board: Board) -> list[Row]
                 key = (source.source.key, row.method, row.citation, tuple(sorted(setting.items())))
                 if key not in merged:
                     merged[key] = Row(
-                        key=f"reported/{source.source.key}/{_slug(row.method, setting)}",
+                        key=f"{board.id}/reported/{source.source.key}/"
+                            f"{_slug(row.method, setting)}",
                         method=row.method, kind="reported", values={},
                         modality=setting.pop("modality", None),
                         shots=setting.pop("shots", None),
