@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from evaluator import __version__
@@ -50,7 +51,8 @@ def render_sources(work: Path, submissions: Path) -> list[BoardView]:
                     data=_board_data(view), path_to_root="../")
         for row in view.rows:
             pages.write(row.page, "entry.md.j2", view=view, row=row,
-                        data=_entry_data(view, row), path_to_root="../" * row.page.count("/"))
+                        path_to_root="../" * row.page.count("/"),
+                        curves_file=_write_entry_curves(docs, view, row))
         _write_downloads(docs / "downloads", view)
     for benchmark in benchmarks():
         pages.write(f"protocols/{benchmark.info.name}.md", "protocol.md.j2", benchmark=benchmark)
@@ -94,6 +96,8 @@ def _rounded(value):
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if value and all(type(v) is float for v in value):  # curves: round them at once
+            return np.round(np.asarray(value), 6).tolist()
         return [_rounded(v) for v in value]
     return value
 
@@ -149,14 +153,21 @@ def _plot_curves(record: dict) -> dict:
     return {"kind": "anomaly", "roc": curves.get("roc", {}), "pro": curves.get("pro", {})}
 
 
-def _entry_data(view: BoardView, row: Row) -> dict:
-    return {
+def _write_entry_curves(docs: Path, view: BoardView, row: Row) -> str | None:
+    """Curves go into a JSON file beside the entry page, fetched by the page's script: inline,
+    a few hundred points per category would make MkDocs parse every page far longer."""
+    if not row.record:
+        return None
+    path = docs / f"{row.page[:-3]}.curves.json"
+    data = {
         "board": view.board.id,
         "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
                     for m in view.benchmark.info.metrics],
         "method": row.method,
-        "curves": _plot_curves(row.record) if row.record else None,
+        "curves": _plot_curves(row.record),
     }
+    path.write_text(json.dumps(_rounded(data), separators=(",", ":")), encoding="utf-8")
+    return path.name
 
 
 def _write_downloads(folder: Path, view: BoardView) -> None:

@@ -284,8 +284,17 @@
 
   /* ---------------------------------------------------------------- entry pages */
   function entry(root) {
-    var data = JSON.parse(root.querySelector(".lb-data").textContent);
     var box = root.querySelector(".lb-charts");
+    fetch(root.getAttribute("data-curves"))
+      .then(function (response) {
+        if (!response.ok) throw new Error("curves: HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) { box.textContent = ""; entryCharts(box, data); })
+      .catch(function () { box.textContent = "The curves could not be loaded."; });
+  }
+
+  function entryCharts(box, data) {
     var c = data.curves;
     if (!c) return;
     var metric = data.metrics[0];
