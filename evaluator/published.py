@@ -7,7 +7,6 @@ and a metric its board really has, so a typo cannot slip into the site.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -97,7 +96,3 @@ def _check_table(file: str, table: Table) -> None:
             if slice_name not in slices:
                 raise PublishedDataError(f"{file}: {table.label}, {row.method}: unknown slice "
                                          f"{slice_name!r} for {board.id}")
-
-
-def dump(data: PublishedResults) -> str:
-    return json.dumps(data.model_dump(exclude_defaults=True), indent=1) + "\n"

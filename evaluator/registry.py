@@ -168,11 +168,6 @@ class Benchmark(ABC):
             raise KeyError(name)
         return max(versions, key=lambda b: b.version)
 
-    def current_boards(self) -> list[Board]:
-        """The newest version of each board name."""
-        names = dict.fromkeys(b.name for b in self.info.boards)
-        return [self.board(name) for name in names]
-
 
 _REGISTRY: dict[str, Benchmark] = {}
 _DISCOVERED = False

@@ -13,7 +13,7 @@ from evaluator.anomaly.maps import MapError, decode_map
 from evaluator.anomaly.models import AnomalyPredictionLine
 from evaluator.anomaly.task import MAP_SIZE, AnomalyTask
 from evaluator.registry import PredictionFile, PredictionFormat
-from evaluator.validation.limits import DEFAULT_LIMITS, MB, Limits
+from evaluator.validation.limits import MB, Limits
 from evaluator.validation.lines import iter_lines
 from evaluator.validation.parsing import parse_json_line
 from evaluator.validation.report import ValidationReport
@@ -21,7 +21,7 @@ from evaluator.validation.report import ValidationReport
 FILE_NAME = re.compile(r"^predictions([-_.][A-Za-z0-9_-]+)?\.ndjson(\.gz)?$")
 
 # A line holds one map: up to 1024 x 1024 float32 is 5.6 MB of base64.
-LIMITS = Limits(max_line_bytes=6 * MB, max_entry_bytes=DEFAULT_LIMITS.max_entry_bytes)
+LIMITS = Limits(max_line_bytes=6 * MB)
 
 FORMAT = PredictionFormat(
     name="anomaly-predictions",
