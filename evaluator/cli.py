@@ -9,12 +9,14 @@ from pathlib import Path
 
 from evaluator import __version__, progress
 from evaluator.board_data import BoardData
+from evaluator.ci.cli import add_parser as add_ci_parser
 from evaluator.entries import find_entries
 from evaluator.evaluation import (
     EntryError,
     benchmark_of_entry,
     check_entry,
     check_predictions,
+    evaluate_entry,
     score_predictions,
 )
 from evaluator.labels import LabelSourceError
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/site"), metavar="DIR")
     p.add_argument("--submissions", type=Path, default=Path("submissions"), metavar="DIR")
     p.set_defaults(func=cmd_serve)
+
+    add_ci_parser(sub)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",
                        description="Write JSON Schemas generated from the validator's models.")
@@ -294,28 +298,25 @@ def _evaluate_predictions(args, data: BoardData) -> int:
 def _evaluate_entry(entry: Path, args, data: BoardData) -> int:
     benchmark = benchmark_of_entry(entry, args.benchmark)
     report = ValidationReport(max_errors=args.max_errors)
-    board, checked = check_entry(entry, benchmark, lambda b: data.task(benchmark, b), report)
-    if board is not None and report.ok:
-        directory = _require_labels(benchmark, board, data)
-        if directory is None:
-            return EXIT_USAGE
-    if not report.ok or checked.arrays is None:
+    outcome = evaluate_entry(entry, benchmark, data, report)
+    if outcome.labels_missing:
+        print(f"error: {data.missing_source_hint(benchmark)}", file=sys.stderr)
+        return EXIT_USAGE
+    if outcome.evaluation is None:
         _print_report(f"{entry}", report)
         return EXIT_INVALID
-    key = f"{benchmark.info.name}/{entry.name}"
-    evaluation = score_predictions(benchmark, board, data.task(benchmark, board), checked,
-                                   data.directory(benchmark, board), entry_key=key)
-    print(f"{key} on {board.id}:")
+    evaluation = outcome.evaluation
+    print(f"{evaluation['entry']} on {outcome.board.id}:")
     _print_scores(benchmark, evaluation)
     _write_json(args.json, evaluation)
     if args.no_record:
         return EXIT_OK
     try:
-        outcome = store_record(entry, board, evaluation)
+        stored = store_record(entry, outcome.board, evaluation)
     except RecordConflict as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFLICT
-    print(f"  record {outcome}: {entry / 'records' / (board.id + '.json')}")
+    print(f"  record {stored}: {entry / 'records' / (outcome.board.id + '.json')}")
     return EXIT_OK
 
 

@@ -99,6 +99,33 @@ def check_entry(entry_dir: Path, benchmark: Benchmark, task_for_board,
     return board, checked
 
 
+@dataclass
+class EntryEvaluation:
+    """The outcome of :func:`evaluate_entry`: ``evaluation`` is None unless the entry passed
+    validation and its board's labels were available (``labels_missing`` tells which)."""
+
+    board: Board | None
+    checked: CheckedPredictions
+    evaluation: dict | None = None
+    labels_missing: bool = False
+
+
+def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
+                   report: ValidationReport) -> EntryEvaluation:
+    """Validate an entry and, if it passed and labels are at hand, score it. ``data`` is a
+    :class:`evaluator.board_data.BoardData` (it opens label sources once per run)."""
+    board, checked = check_entry(entry_dir, benchmark, lambda b: data.task(benchmark, b), report)
+    if board is None or not report.ok:
+        return EntryEvaluation(board, checked)
+    directory = data.directory(benchmark, board)
+    if directory is None or checked.arrays is None:
+        return EntryEvaluation(board, checked, labels_missing=directory is None)
+    key = f"{benchmark.info.name}/{entry_dir.name}"
+    evaluation = score_predictions(benchmark, board, data.task(benchmark, board), checked,
+                                   directory, entry_key=key)
+    return EntryEvaluation(board, checked, evaluation)
+
+
 def predictions_provenance(fmt: PredictionFormat, files: list[PredictionFile]) -> dict:
     """sha256 of each prediction file, and one sha256 for the set: of the file itself when
     there is one, else of the manifest lines '<sha256>  <name>' in name order (sha256sum's
