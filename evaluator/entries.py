@@ -51,6 +51,9 @@ class EntryMetadata(BaseModel):
     contact: Text = Field(description="E-mail address or GitHub handle of a maintainer.")
     date: dt.date = Field(description="Date of the submission (YYYY-MM-DD).")
     baseline: bool = Field(False, description="True for the baselines bundled in baselines/.")
+    revises: Annotated[str, StringConstraints(pattern=ENTRY_ID.pattern)] | None = Field(
+        None, description="Entry id of an earlier entry of the same benchmark that this one "
+                          "revises (merged entries are immutable; a revision is a new entry).")
 
 
 def find_entries(path: Path) -> list[Path]:

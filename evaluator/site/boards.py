@@ -180,6 +180,20 @@ def _rank(view: BoardView) -> None:
     _dedupe_keys(view.rows)
 
 
+def would_rank(view: BoardView | None, scores: dict) -> tuple[int | None, int]:
+    """The rank a new entry with ``scores`` would take on ``view`` (as :func:`_rank` ranks,
+    equal values sharing a rank) and the number of rows the board would then have."""
+    rows = view.rows if view else []
+    headline = view.headline if view else None
+    value = scores.get(headline, {}).get(view.primary) if view else None
+    if value is None:
+        return None, len(rows) + 1
+    better = sum(1 for r in rows
+                 if (other := r.values.get(headline, {}).get(view.primary)) is not None
+                 and other > value)
+    return better + 1, len(rows) + 1
+
+
 def _dedupe_keys(rows: list[Row]) -> None:
     seen: dict[str, int] = {}
     for row in rows:

@@ -1,0 +1,99 @@
+"""The score workflow's pull-request comment: aggregate scores at the precision the board shows
+and the rank the entry would take. Never per-sample results, never label content. Every piece
+of text from the submission goes through :func:`evaluator.ci.actions.md`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evaluator.ci.actions import md, md_code
+from evaluator.ci.quota import Decision, Scoring, ledger_marker
+from evaluator.registry import Benchmark, Board
+from evaluator.site.formatting import format_value
+
+MARKER = "<!-- leaderboard-score -->"
+
+
+@dataclass
+class EntryResult:
+    entry: str                          # submissions/<benchmark>/<id>
+    benchmark: Benchmark
+    method: str | None = None
+    board: Board | None = None
+    evaluation: dict | None = None
+    rank: int | None = None
+    rows: int = 0                       # rows on the board, this entry included
+    problems: list[str] = field(default_factory=list)
+    quota: Decision | None = None
+    note: str | None = None             # e.g. "labels not configured"
+
+
+def scores_table(benchmark: Benchmark, scores: dict) -> list[str]:
+    """The top-level slices (e.g. FORB's overall, difficulties and types; each anomaly
+    category and the mean) with every metric."""
+    metrics = benchmark.info.metrics
+    names = [s for s in benchmark.slice_names() if "/" not in s and s in scores]
+    # Slice and metric names come from the registry (trusted), so they are shown verbatim.
+    lines = ["| Slice | " + " | ".join(m.name for m in metrics) + " |",
+             "|---|" + "---:|" * len(metrics)]
+    for name in names:
+        cells = [format_value(scores[name].get(m.name), m) for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def entry_section(result: EntryResult, site_url: str | None) -> list[str]:
+    title = md_code(result.entry.removeprefix("submissions/"))
+    if result.method:
+        title += f" ({md(result.method)})"
+    lines = [f"#### {title}", ""]
+    if result.problems:
+        lines += ["Not scored: the default branch's evaluator found problems.", ""]
+        lines += [f"- {md(p)}" for p in result.problems[:30]]
+        if len(result.problems) > 30:
+            lines.append(f"- … and {len(result.problems) - 30} more")
+        return lines + [""]
+    if result.note:
+        return lines + [md(result.note, limit=500), ""]
+    if result.quota is not None and not result.quota.allowed:
+        when = result.quota.next_free.strftime("%Y-%m-%d %H:%M UTC")
+        return lines + [
+            f"Not scored: the quota of {result.quota.limit} scored submissions per board and "
+            f"contributor in 24 hours is used up on {result.board.id}. The next scoring is "
+            f"possible after {when}; push again then (or ask a maintainer to re-run this "
+            "workflow).", ""]
+    info = result.benchmark.info
+    metric = next(m for m in info.metrics if m.name == info.primary_metric)
+    primary = result.evaluation["scores"].get(info.headline_slice, {}).get(metric.name)
+    board = f"{result.board.title} v{result.board.version}"
+    if site_url:
+        board = f"[{board}]({site_url.rstrip('/')}/boards/{result.board.id}.html)"
+    if result.rank is not None:
+        lines.append(f"Would rank **{result.rank}** of {result.rows} on {board} "
+                     f"({metric.name} on {info.headline_slice}: "
+                     f"{format_value(primary, metric)}).")
+    else:
+        lines.append(f"Scored on {board}; {metric.name} is undefined, so it is not ranked.")
+    lines += [""] + scores_table(result.benchmark, result.evaluation["scores"]) + [""]
+    provenance = result.evaluation["provenance"]
+    lines.append(f"Predictions sha256 {md_code(provenance['predictions']['sha256'][:16])}…, "
+                 f"evaluator {provenance['evaluator_version']}.")
+    if result.quota is not None:
+        lines.append(f"Scorings used on this board in the last 24 hours: "
+                     f"{result.quota.used} of {result.quota.limit or 'unlimited'}.")
+    return lines + [""]
+
+
+def build_comment(results: list[EntryResult], head_sha: str, ledger: list[Scoring],
+                  site_url: str | None = None, problems: list[str] | None = None) -> str:
+    lines = [MARKER, "### Leaderboard: scores for this pull request", "",
+             f"Recomputed from the predictions at commit {md_code(head_sha[:12])} by the "
+             "default branch's evaluator, against the hidden labels. Only aggregate scores are "
+             "shown; they become official when the pull request is merged.", ""]
+    if problems:
+        lines += ["The submission could not be scored:", ""]
+        lines += [f"- {md(p)}" for p in problems[:30]] + [""]
+    for result in results:
+        lines += entry_section(result, site_url)
+    lines.append(ledger_marker(ledger))
+    return "\n".join(lines) + "\n"

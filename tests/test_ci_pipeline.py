@@ -1,0 +1,453 @@
+"""The pipeline's Python entry points (`leaderboard ci validate|score|publish`) under a simulated
+GitHub Actions environment: a real git repository with a default branch and a PR branch, the
+runner's output/summary/event files, and a fake GitHub REST API on 127.0.0.1.
+
+Covers the submission rules, annotations, the artifact hand-over (with tampering and unsafe
+zips), fork PRs (empty ``pull_requests``), one comment per PR, the quota, records on publish,
+a canary planted in the labels, and an entry whose name tries to inject commands and markup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from evaluator.ci.artifact import ArtifactError, safe_extract
+from evaluator.ci.comment import MARKER
+from evaluator.ci.quota import Scoring, ledger_marker
+from evaluator.cli import main
+from evaluator.forb import synthetic, writers
+from evaluator.forb.labels import load_labels
+from evaluator.forb.task import load_task
+from tests.ci_support import (
+    FakeGitHub,
+    actions_env,
+    command_lines,
+    commit_all,
+    git,
+    init_repo,
+    pr_files,
+    serve,
+    zip_folder,
+)
+from tests.forb_data import ENTRY_METADATA, write_tiny_forb
+
+CANARY = "CANARYq9z4"
+INJECTION = ("Evil\n::add-mask::x\n::error file=README.md::pwned\r\n%0A::warning::y "
+             "<script>alert(1)</script> [x](javascript:alert(1)) @maintainer #1 | a | b |")
+
+
+@pytest.fixture(scope="module")
+def forb(tmp_path_factory):
+    meta = write_tiny_forb(tmp_path_factory.mktemp("labels") / "forb", seed=4, gt_marker=CANARY)
+    task = load_task(meta)
+    return meta, task, load_labels(meta, task)
+
+
+def write_entry(folder: Path, forb, seed: int, **metadata) -> Path:
+    """An entry whose predictions never name a ground-truth image, so the canary in those
+    names exists only in the labels (scores are then 0, which is all these tests need)."""
+    _, task, labels = forb
+    run = synthetic.generate(task, labels, n_candidates=6, seed=seed, hit_rate=0.3)
+    for db, per_query in run.ids.items():   # drop every ground-truth image (canary in name)
+        names = task.databases[db]
+        for q, ids in enumerate(per_query):
+            keep = [i for i, c in enumerate(ids) if CANARY not in names[c]]
+            run.ids[db][q] = [ids[i] for i in keep]
+            run.scores[db][q] = [run.scores[db][q][i] for i in keep]
+    writers.write_predictions_file(run, task, folder / "predictions.ndjson")
+    assert CANARY not in (folder / "predictions.ndjson").read_text()
+    (folder / "metadata.json").write_text(json.dumps({**ENTRY_METADATA, **metadata}))
+    return folder
+
+
+@pytest.fixture
+def repo(tmp_path, forb):
+    """main: one merged, recorded entry. The PR branch 'feature' starts from there."""
+    root = init_repo(tmp_path / "repo")
+    (root / "README.md").write_text("the leaderboard\n")
+    merged = write_entry(root / "submissions/forb/merged-one", forb, seed=1, method="Merged")
+    assert main(["evaluate", "--entry", str(merged), "--labels", str(forb[0])]) == 0
+    commit_all(root, "main")
+    git(root, "checkout", "-q", "-b", "feature")
+    return root
+
+
+def pr_event(env, repo: Path, number: int = 7) -> tuple[str, str]:
+    base, head = git(repo, "rev-parse", "main"), git(repo, "rev-parse", "HEAD")
+    env.set_event("pull_request", {"number": number, "pull_request": {
+        "number": number, "base": {"sha": base, "ref": "main"},
+        "head": {"sha": head, "ref": "feature"}}})
+    return base, head
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return code, captured.out + captured.err
+
+
+# validate ------------------------------------------------------------------------------------
+
+def test_validate_accepts_a_new_entry_and_stages_it(repo, forb, tmp_path, monkeypatch, capsys):
+    write_entry(repo / "submissions/forb/new-method", forb, seed=2, method="New method")
+    commit_all(repo, "add entry")
+    env = actions_env(monkeypatch, tmp_path / "runner")
+    _, head = pr_event(env, repo)
+    out = tmp_path / "staged"
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo), "--out", str(out))
+    assert code == 0, log
+    assert json.loads(env.outputs()["entries"]) == ["submissions/forb/new-method"]
+    assert "Valid." in env.summary_text()
+    manifest = json.loads((out / "submission.json").read_text())
+    assert manifest["entries"] == ["submissions/forb/new-method"]
+    assert manifest["head_sha"] == head and manifest["pull_request"] == 7
+    assert (out / "submissions/forb/new-method/predictions.ndjson").is_file()
+    assert not (out / "submissions/forb/merged-one").exists()
+    assert command_lines(log) == []
+
+
+def test_validate_enforces_the_submission_rules(repo, forb, tmp_path, monkeypatch, capsys):
+    merged = repo / "submissions/forb/merged-one"
+    with open(merged / "predictions.ndjson", "a") as handle:
+        handle.write("\n")
+    (repo / "README.md").write_text("changed\n")
+    (repo / "submissions/forb/stray.txt").write_text("x")
+    entry = write_entry(repo / "submissions/forb/new-method", forb, seed=2)
+    (entry / "records").mkdir()
+    (entry / "records/forb-v1.json").write_text("{}")
+    commit_all(repo, "many things")
+    env = actions_env(monkeypatch, tmp_path / "runner")
+    pr_event(env, repo)
+    out = tmp_path / "staged"
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo), "--out", str(out))
+    assert code == 1
+    errors = "\n".join(command_lines(log))
+    assert "::error title=leaderboard,file=submissions/forb/merged-one/predictions.ndjson::" \
+           in errors and "merged entries are immutable" in errors
+    assert "file=README.md::a submission pull request changes files under submissions/" in errors
+    assert "file=submissions/forb/stray.txt::" in errors
+    assert "file=submissions/forb/new-method/records/forb-v1.json::records/ are written" in errors
+    assert "immutable" in env.summary_text()
+    assert not out.exists(), "nothing is staged for scoring when validation fails"
+
+
+def test_deleting_a_merged_entry_or_moving_its_board_is_refused(repo, tmp_path, monkeypatch,
+                                                                capsys):
+    metadata = json.loads((repo / "submissions/forb/merged-one/metadata.json").read_text())
+    (repo / "submissions/forb/merged-one/metadata.json").write_text(
+        json.dumps({**metadata, "board": "forb-subset", "description": "fixed a typo"}))
+    commit_all(repo, "move board")
+    env = actions_env(monkeypatch, tmp_path / "runner")
+    pr_event(env, repo)
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo))
+    assert code == 1 and "the board of a merged entry cannot change" in log
+    git(repo, "reset", "-q", "--hard", "main")
+    shutil.rmtree(repo / "submissions/forb/merged-one")
+    commit_all(repo, "delete")
+    pr_event(env, repo)
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo))
+    assert code == 1 and "deletes a file of the merged entry merged-one" in log
+
+
+def test_metadata_fix_on_a_merged_entry_and_an_explicit_revision_are_allowed(
+        repo, forb, tmp_path, monkeypatch, capsys):
+    path = repo / "submissions/forb/merged-one/metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "description": "Typo fixed."}))
+    write_entry(repo / "submissions/forb/merged-two", forb, seed=3, revises="merged-one")
+    commit_all(repo, "fix and revise")
+    env = actions_env(monkeypatch, tmp_path / "runner")
+    pr_event(env, repo)
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo))
+    assert code == 0, log
+    assert json.loads(env.outputs()["entries"]) == ["submissions/forb/merged-one",
+                                                    "submissions/forb/merged-two"]
+    metadata = json.loads((repo / "submissions/forb/merged-two/metadata.json").read_text())
+    metadata["revises"] = "never-merged"
+    (repo / "submissions/forb/merged-two/metadata.json").write_text(json.dumps(metadata))
+    commit_all(repo, "bad revision")
+    pr_event(env, repo)
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo))
+    assert code == 1 and "'never-merged' is not a merged forb entry" in log
+
+
+def test_bad_lines_are_annotated_on_their_file_and_line(repo, forb, tmp_path, monkeypatch,
+                                                        capsys):
+    entry = write_entry(repo / "submissions/forb/new-method", forb, seed=2)
+    lines = (entry / "predictions.ndjson").read_text().splitlines()
+    lines[2] = lines[2].replace('"scores": [', '"scores": ["high", ')
+    (entry / "predictions.ndjson").write_text("\n".join(lines) + "\n")
+    commit_all(repo, "broken line")
+    env = actions_env(monkeypatch, tmp_path / "runner")
+    pr_event(env, repo)
+    code, log = run_cli(capsys, "ci", "validate", "--repo", str(repo))
+    assert code == 1
+    assert any(c.startswith("::error title=leaderboard,file=submissions/forb/new-method/"
+                            "predictions.ndjson,line=3::") for c in command_lines(log))
+
+
+def test_a_pr_without_submissions_is_not_a_submission(repo, tmp_path, monkeypatch, capsys):
+    (repo / "README.md").write_text("docs change\n")
+    commit_all(repo, "docs")
+    env = actions_env(monkeypatch, tmp_path / "runner")
+    pr_event(env, repo)
+    code, _ = run_cli(capsys, "ci", "validate", "--repo", str(repo))
+    assert code == 0 and env.outputs()["entries"] == "[]"
+
+
+def test_validate_outside_actions_says_what_is_missing(monkeypatch, capsys):
+    monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
+    code, out = run_cli(capsys, "ci", "validate")
+    assert code == 2 and "GITHUB_EVENT_PATH" in out
+
+
+# score ---------------------------------------------------------------------------------------
+
+class Pipeline:
+    """validate on the PR branch, then score from a checkout of main, as the workflows do."""
+
+    def __init__(self, repo, forb, tmp_path, monkeypatch, capsys):
+        self.repo, self.forb, self.tmp, self.mp, self.capsys = (repo, forb, tmp_path,
+                                                                monkeypatch, capsys)
+        self.fake = FakeGitHub(page_size=1)
+        self.server = serve(self.fake)
+        self.logs: list[str] = []
+        self.run_id = 100
+
+    def validate(self, number: int = 7, author: str = "contrib") -> Path:
+        env = actions_env(self.mp, self.tmp / f"validate-{self.run_id}", self.fake.url)
+        base, head = pr_event(env, self.repo, number)
+        out = self.tmp / f"staged-{self.run_id}"
+        code, log = run_cli(self.capsys, "ci", "validate", "--repo", str(self.repo),
+                            "--out", str(out))
+        self.logs.append(log)
+        assert code == 0, log
+        if number not in self.fake.pulls:
+            self.fake.add_pull(number, author, head, "feature", "contrib-owner",
+                               pr_files(self.repo, base, head))
+        else:
+            self.fake.pulls[number]["head"]["sha"] = head
+            self.fake.files[number] = pr_files(self.repo, base, head)
+        return out
+
+    def score(self, staged: Path | bytes, number: int = 7, *extra: str) -> tuple[int, str]:
+        self.run_id += 1
+        data = staged if isinstance(staged, bytes) else zip_folder(staged)
+        self.fake.add_artifact(self.run_id, "submission", data)
+        head = self.fake.pulls[number]["head"]["sha"]
+        branch = git(self.repo, "rev-parse", "--abbrev-ref", "HEAD")
+        git(self.repo, "checkout", "-q", "main")   # the score job runs the default branch
+        try:
+            env = actions_env(self.mp, self.tmp / f"score-{self.run_id}", self.fake.url)
+            env.set_event("workflow_run", {"workflow_run": {
+                "id": self.run_id, "event": "pull_request", "conclusion": "success",
+                "head_sha": head, "head_branch": "feature",
+                "head_repository": {"full_name": "contrib-owner/leaderboard",
+                                    "owner": {"login": "contrib-owner"}},
+                "pull_requests": []}})   # what fork PRs give workflow_run
+            code, log = run_cli(self.capsys, "ci", "score", "--repo", str(self.repo),
+                                "--labels", str(self.forb[0]), *extra)
+        finally:
+            git(self.repo, "checkout", "-q", branch)
+        self.logs += [log, env.summary_text(), env.output.read_text()
+                      if env.output.exists() else ""]
+        return code, log
+
+    def comment(self, number: int = 7) -> str:
+        mine = [c for c in self.fake.comments[number] if MARKER in c["body"]]
+        assert len(mine) == 1, "exactly one score comment per pull request"
+        return mine[0]["body"]
+
+
+@pytest.fixture
+def pipeline(repo, forb, tmp_path, monkeypatch, capsys):
+    p = Pipeline(repo, forb, tmp_path, monkeypatch, capsys)
+    yield p
+    p.server.shutdown()
+
+
+def test_a_fork_pr_is_scored_and_commented_once(pipeline, forb):
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2, method="New")
+    commit_all(pipeline.repo, "entry")
+    staged = pipeline.validate()
+    code, log = pipeline.score(staged)
+    assert code == 0, log
+    body = pipeline.comment()
+    assert "<code>forb&#47;new&#45;method</code> (New)" in body
+    assert "Would rank **" in body and "| overall |" in body
+    assert "Scorings used on this board in the last 24 hours: 1 of 3." in body
+    # The PR was found through its head branch (fork PRs come without pull_requests).
+    assert ("GET", "/repos/lb-org/leaderboard/pulls") in pipeline.fake.requests
+    # Paginated file list (page size 1) was read to the end.
+    assert pipeline.fake.requests.count(("GET", "/repos/lb-org/leaderboard/pulls/7/files")) > 1
+    code, _ = pipeline.score(staged)
+    assert code == 0
+    pipeline.comment()          # updated, not duplicated
+    assert body.count("scorings") == 1
+    assert '"head":"' in pipeline.comment()
+
+
+def test_scores_in_the_comment_match_the_evaluator(pipeline, forb, tmp_path):
+    entry = write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    pipeline.score(pipeline.validate())
+    out = tmp_path / "direct.json"
+    assert main(["evaluate", "--entry", str(entry), "--labels", str(forb[0]), "--no-record",
+                 "--json", str(out)]) == 0
+    overall = json.loads(out.read_text())["scores"]["overall"]
+    row = next(line for line in pipeline.comment().splitlines() if line.startswith("| overall"))
+    shown = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+    assert shown == [f"{100 * overall[m]:.2f}" for m in ("mAP@1", "mAP@5", "t-mAP@1", "t-mAP@5")]
+
+
+def test_quota_stops_a_fourth_scoring_within_a_day(pipeline, forb, monkeypatch):
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    earlier = [Scoring("contrib", "forb-v1", f"{i:040x}", now - dt.timedelta(hours=i + 1))
+               for i in range(3)]
+    pipeline.fake.add_pull(3, "contrib", "f" * 40, "older", "contrib-owner", [], state="closed")
+    pipeline.fake.bot_comment(3, f"{MARKER}\nold\n{ledger_marker(earlier)}")
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    code, _ = pipeline.score(pipeline.validate())
+    body = pipeline.comment()
+    assert code == 0
+    assert "Not scored: the quota of 3 scored submissions" in body and "| overall |" not in body
+    monkeypatch.setenv("LEADERBOARD_QUOTA", "0")        # maintainers can lift it
+
+
+def test_a_tampered_artifact_is_not_scored(pipeline, forb):
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    staged = pipeline.validate()
+    predictions = staged / "submissions/forb/new-method/predictions.ndjson"
+    predictions.write_text(predictions.read_text().replace("0.", "0.9", 1))
+    code, _ = pipeline.score(staged)
+    assert code == 1
+    body = pipeline.comment()
+    assert "differs from the file in the pull request" in body.replace("&#32;", " ")
+    assert "| overall |" not in body
+
+
+@pytest.mark.parametrize("member, problem", [
+    ("../escape.txt", "path leaves the artifact folder"),
+    ("/abs.txt", "not a relative path"),
+    ("submissions/forb/x/link", "not a regular file"),
+    ("elsewhere/file.txt", "only submission.json and submissions/"),
+])
+def test_unsafe_artifacts_are_refused_before_anything_is_written(tmp_path, member, problem):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo(member)
+        if member.endswith("link"):
+            info.external_attr = (0o120777 << 16)
+        archive.writestr(info, "../../etc/passwd")
+    with pytest.raises(ArtifactError, match=problem):
+        safe_extract(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
+
+
+def test_a_zip_bomb_is_refused(tmp_path):
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("submissions/forb/x/predictions.ndjson", b"\0" * (20 << 20))
+    with pytest.raises(ArtifactError, match="compression ratio"):
+        safe_extract(path, tmp_path / "out")
+
+
+def test_an_unsafe_artifact_gets_a_comment_not_a_score(pipeline, forb, tmp_path):
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    pipeline.validate()
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("../../outside.txt", "x")
+    code, _ = pipeline.score(bad.read_bytes())
+    assert code == 1
+    assert "path leaves the artifact folder" in pipeline.comment().replace("&#32;", " ")
+
+
+# injection and canary ------------------------------------------------------------------------
+
+def test_hostile_names_cannot_inject_commands_or_markup(pipeline, forb):
+    entry = write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2,
+                        method=INJECTION, authors=[INJECTION])
+    metadata = json.loads((entry / "metadata.json").read_text())
+    metadata[INJECTION] = "unknown field with a hostile name"
+    (entry / "metadata.json").write_text(json.dumps(metadata))
+    commit_all(pipeline.repo, "hostile")
+    env = actions_env(pipeline.mp, pipeline.tmp / "hostile", pipeline.fake.url)
+    pr_event(env, pipeline.repo)
+    code, log = run_cli(pipeline.capsys, "ci", "validate", "--repo", str(pipeline.repo))
+    assert code == 1
+    for command in command_lines(log):
+        assert command.startswith(("::error title=leaderboard,file=", "::warning title="))
+        assert "pwned" not in command.split("::")[1]       # nothing reaches the properties
+    assert not any(line.startswith(("::add-mask", "::warning::y", "::error file=README"))
+                   for line in command_lines(log))
+    summary = env.summary_text()
+    assert "<script" not in summary and "](javascript" not in summary
+    # Without the unknown field the entry is valid and reaches the comment.
+    del metadata[INJECTION]
+    (entry / "metadata.json").write_text(json.dumps(metadata))
+    commit_all(pipeline.repo, "hostile but valid")
+    code, log = pipeline.score(pipeline.validate())
+    assert code == 0, log
+    body = pipeline.comment()
+    for raw in ("<script", "](javascript", "@maintainer", "\n::", "| a | b |", "%0A"):
+        assert raw not in body
+    title = next(line for line in body.splitlines() if line.startswith("#### "))
+    assert "&#60;script&#62;" in title and "@&#8203;" not in title  # shown, inert
+    assert "&#64;&#8203;maintainer" in title
+    assert command_lines("\n".join(pipeline.logs)) == [
+        c for c in command_lines("\n".join(pipeline.logs)) if c.startswith("::error title=")]
+
+
+def test_the_canary_in_the_labels_reaches_no_output(pipeline, forb, tmp_path, capsys):
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    pipeline.score(pipeline.validate())
+    # Merge, then publish records and build the site, as publish.yml does.
+    git(pipeline.repo, "checkout", "-q", "main")
+    git(pipeline.repo, "merge", "-q", "--no-ff", "feature", "-m", "merge")
+    env = actions_env(pipeline.mp, tmp_path / "publish", pipeline.fake.url)
+    env.set_event("push", {"ref": "refs/heads/main"})
+    code, log = run_cli(capsys, "ci", "publish", "--repo", str(pipeline.repo),
+                        "--labels", str(forb[0]))
+    assert code == 0 and env.outputs()["recorded"] == "1"
+    record = json.loads((pipeline.repo / "submissions/forb/new-method/records/forb-v1.json")
+                        .read_text())
+    assert record["provenance"]["ci_run"] == "https://github.com/lb-org/leaderboard/actions/runs/4242"
+    site = tmp_path / "site"
+    code, build_log = run_cli(capsys, "build", "--submissions",
+                              str(pipeline.repo / "submissions"), "--out", str(site))
+    assert code == 0
+    texts = pipeline.logs + [log, build_log, env.summary_text()]
+    texts += [c["body"] for comments in pipeline.fake.comments.values() for c in comments]
+    texts += [p.read_text(errors="replace") for p in site.rglob("*") if p.is_file()]
+    texts += [p.read_text(errors="replace")
+              for p in (pipeline.repo / "submissions").rglob("*") if p.is_file()]
+    assert all(CANARY not in text for text in texts)
+    assert CANARY in (forb[0] / "logos_gt.ndjson").read_text()   # the canary was planted
+    entry_page = site / "entries/forb-v1/new-method.html"
+    assert "actions/runs/4242" in entry_page.read_text()
+
+
+def test_publish_records_only_what_is_missing(repo, forb, tmp_path, monkeypatch, capsys):
+    env = actions_env(monkeypatch, tmp_path / "publish")
+    env.set_event("push", {"ref": "refs/heads/main"})
+    record = repo / "submissions/forb/merged-one/records/forb-v1.json"
+    before = record.read_bytes()
+    code, _ = run_cli(capsys, "ci", "publish", "--repo", str(repo), "--labels", str(forb[0]))
+    assert code == 0 and env.outputs()["recorded"] == "0"
+    assert "already has a record" in env.summary_text()
+    assert record.read_bytes() == before
+    write_entry(repo / "submissions/forb/another", forb, seed=9)
+    code, _ = run_cli(capsys, "ci", "publish", "--repo", str(repo))
+    assert code == 0 and "skipped" in env.summary_text()   # no labels: skipped, site still builds
+    assert not (repo / "submissions/forb/another/records").exists()

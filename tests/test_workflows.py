@@ -1,0 +1,125 @@
+"""The GitHub Actions workflows: zizmor finds nothing, they match GitHub's workflow schema, and
+the rules the pipeline's safety rests on hold in every file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: it is part of the test extra "
+                    "(pip install -e '.[test]')")
+    return found
+
+
+def load(path: Path) -> dict:
+    # PyYAML reads the key `on` as True (YAML 1.1); map it back.
+    document = yaml.safe_load(path.read_text())
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def test_the_three_workflows_exist():
+    assert {p.stem for p in WORKFLOWS} == {"validate", "score", "publish"}
+
+
+def test_zizmor_offline_reports_nothing():
+    result = subprocess.run([tool("zizmor"), "--offline", "--persona", "pedantic",
+                             "--no-progress", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
+def test_inline_zizmor_ignores_give_a_reason():
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            if "zizmor: ignore" in line:
+                reason = line.split("]", 1)[1].strip()
+                assert len(reason) > 30, f"{path.name}: an ignore needs a written reason: {line}"
+
+
+def test_workflows_match_githubs_schema():
+    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema",
+                             "vendor.github-workflows", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_to_full_commit_shas(path):
+    uses = re.findall(r"uses:\s*(\S+)(.*)", path.read_text())
+    assert uses
+    for ref, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
+        assert re.match(r"\s+# v\d+(\.\d+)*", comment), f"{ref}: needs a '# vX.Y.Z' comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_permissions_are_empty_at_the_top_and_granted_per_job(path):
+    document = load(path)
+    assert document["permissions"] == {}
+    for name, job in document["jobs"].items():
+        assert "permissions" in job, f"{path.name}: job {name} needs its own permissions"
+        assert "write-all" not in str(job["permissions"])
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_expression_inside_run_scripts(path):
+    # Untrusted values reach scripts through env: variables only, never by ${{ }} expansion.
+    for job in load(path)["jobs"].values():
+        for step in job.get("steps", []):
+            assert "${{" not in step.get("run", ""), step
+
+
+def test_validate_runs_without_secrets_and_a_read_only_token():
+    text = (REPO / ".github/workflows/validate.yml").read_text()
+    document = load(REPO / ".github/workflows/validate.yml")
+    assert list(document["on"]) == ["pull_request"]
+    assert "secrets." not in text
+    for job in document["jobs"].values():
+        assert job["permissions"] == {"contents": "read"}
+        checkout = job["steps"][0]
+        assert checkout["with"]["persist-credentials"] is False
+
+
+def test_score_runs_trusted_code_only():
+    document = load(REPO / ".github/workflows/score.yml")
+    assert list(document["on"]) == ["workflow_run"]
+    job = document["jobs"]["score"]
+    assert job["environment"] == "labels"
+    assert job["permissions"] == {"contents": "read", "actions": "read",
+                                  "pull-requests": "write"}
+    for step in job["steps"]:
+        # Checking out the PR's head (or anything the run names) would run its code.
+        assert "ref" not in step.get("with", {}), step
+        assert "workflow_run" not in str(step.get("with", {})), step
+
+
+def test_publish_deploys_with_the_official_pages_actions():
+    document = load(REPO / ".github/workflows/publish.yml")
+    assert document["on"]["push"]["branches"] == ["main"]
+    uses = [s.get("uses", "") for job in document["jobs"].values() for s in job["steps"]]
+    for action in ("actions/configure-pages@", "actions/upload-pages-artifact@",
+                   "actions/deploy-pages@"):
+        assert any(u.startswith(action) for u in uses), action
+    assert document["jobs"]["deploy"]["environment"]["name"] == "github-pages"
+    records = document["jobs"]["records"]
+    assert records["if"] == "github.actor != 'github-actions[bot]'"   # no self-retrigger
+    build = "\n".join(s.get("run", "") for s in document["jobs"]["build"]["steps"])
+    assert "leaderboard build" in build   # runs mkdocs build --strict
