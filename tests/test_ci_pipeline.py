@@ -436,6 +436,10 @@ def test_the_canary_in_the_labels_reaches_no_output(pipeline, forb, tmp_path, ca
     assert CANARY in (forb[0] / "logos_gt.ndjson").read_text()   # the canary was planted
     entry_page = site / "entries/forb-v1/new-method.html"
     assert "actions/runs/4242" in entry_page.read_text()
+    guide = (site / "maintainers.html").read_text()
+    for topic in ("LEADERBOARD_LABEL_KEY", "Environment <code>labels</code>", "GitHub Pages",
+                  "Scoring quota", "Key rotation", "leaderboard labels rotate"):
+        assert topic in guide, topic
 
 
 def test_publish_records_only_what_is_missing(repo, forb, tmp_path, monkeypatch, capsys):

@@ -206,6 +206,7 @@ def _mkdocs_config(views: list[BoardView]) -> str:
         {"Protocols": [{b.info.title: f"protocols/{b.info.name}.md"} for b in benchmarks()]},
         {"Downloads": "downloads.md"},
         {"Versions": "versions.md"},
+        {"Maintainers": "maintainers.md"},
     ]
     config = {"INHERIT": str(REPO / "mkdocs.yml"), "docs_dir": "docs", "nav": nav}
     return json.dumps(config, indent=1)  # JSON is valid YAML
