@@ -12,6 +12,7 @@ from evaluator.registry import Benchmark, Board
 from evaluator.site.formatting import format_value
 
 MARKER = "<!-- leaderboard-score -->"
+MAX_BODY_CHARS = 50_000
 
 
 @dataclass
@@ -95,5 +96,7 @@ def build_comment(results: list[EntryResult], head_sha: str, ledger: list[Scorin
         lines += [f"- {md(p)}" for p in problems[:30]] + [""]
     for result in results:
         lines += entry_section(result, site_url)
-    lines.append(ledger_marker(ledger))
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines)
+    if len(body) > MAX_BODY_CHARS:  # GitHub refuses comments over 65,536 characters
+        body = body[:MAX_BODY_CHARS] + "\n\n(truncated: see the workflow run's summary)"
+    return body + "\n\n" + ledger_marker(ledger) + "\n"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from evaluator.labels import env_var
+from evaluator.ci import actions
+from evaluator.labels import ENV_PREFIX, env_var
 from evaluator.registry import benchmarks
 
 LABELS_DIR = "labels"
@@ -27,3 +28,15 @@ def default_label_specs(repo: Path) -> list[str]:
         if path.is_file() and not os.environ.get(env_var(name)):
             specs.append(f"{name}=bundle:{path}")
     return specs
+
+
+SECRET_VARIABLES = ("LEADERBOARD_LABEL_KEY", "LEADERBOARD_LABELS_URL_TOKEN")
+
+
+def mask_label_secrets() -> None:
+    """Ask the runner to hide the label key, the download token and every label source spec
+    (a signed URL carries its secret in the query string) from all later log lines. GitHub
+    masks secrets by itself; this also covers values that arrive through variables."""
+    for name, value in os.environ.items():
+        if name in SECRET_VARIABLES or name.startswith(ENV_PREFIX):
+            actions.mask(value)

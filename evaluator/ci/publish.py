@@ -11,7 +11,7 @@ from pathlib import Path
 from evaluator.board_data import BoardData
 from evaluator.ci import actions
 from evaluator.ci.actions import md, md_code
-from evaluator.ci.labels import default_label_specs
+from evaluator.ci.labels import default_label_specs, mask_label_secrets
 from evaluator.entries import METADATA_FILE, find_entries
 from evaluator.evaluation import benchmark_of_entry, evaluate_entry
 from evaluator.records import RecordConflict, record_path, store_record
@@ -30,6 +30,7 @@ def target_board(entry: Path):
 
 
 def run(repo: Path, submissions: Path, label_specs: list[str] | None) -> int:
+    mask_label_secrets()
     recorded, skipped, failed = [], [], []
     with ExitStack() as stack:
         data = BoardData((label_specs or []) + default_label_specs(repo), stack)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from evaluator.board_data import BoardData
 from evaluator.ci import actions
+from evaluator.ci.actions import md
 from evaluator.ci.artifact import (
     ARTIFACT_NAME,
     DEFAULT_ARTIFACT_LIMITS,
@@ -29,7 +30,7 @@ from evaluator.ci.artifact import (
 from evaluator.ci.changes import Change, plan_changes
 from evaluator.ci.comment import MARKER, EntryResult, build_comment
 from evaluator.ci.github import GitHub, GitHubError
-from evaluator.ci.labels import default_label_specs
+from evaluator.ci.labels import default_label_specs, mask_label_secrets
 from evaluator.ci.quota import Quota, Scoring, decide, ledger_from_comment
 from evaluator.entries import METADATA_FILE
 from evaluator.evaluation import benchmark_of_entry, evaluate_entry
@@ -121,7 +122,12 @@ class ScoreJob:
         if run.get("event") != "pull_request" or run.get("conclusion") != "success":
             actions.log("the validate run did not succeed on a pull request: nothing to score")
             return 0
-        pr = find_pull_request(self.gh, run)
+        try:
+            pr = find_pull_request(self.gh, run)
+        except ScoreRefused as exc:   # nowhere to comment: the run's log and summary say why
+            actions.annotate_error(str(exc), title="leaderboard score")
+            actions.write_summary(f"### Leaderboard: not scored\n\n{md(exc)}\n")
+            return 1
         number, author = pr["number"], pr["user"]["login"]
         bot_comments = self.gh.bot_comments(number)
         ledger = [s for c in bot_comments for s in ledger_from_comment(c.get("body", ""))]
@@ -227,6 +233,7 @@ class ScoreJob:
 def run(repo: Path, label_specs: list[str] | None, site_url: str | None) -> int:
     import os
 
+    mask_label_secrets()
     gh = GitHub()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     job = ScoreJob(repo, gh, label_specs, Quota.from_env(), now, site_url)
