@@ -9,6 +9,7 @@ from pathlib import Path
 
 from evaluator import __version__, progress
 from evaluator.board_data import BoardData
+from evaluator.bundle_cli import add_parser as add_labels_parser
 from evaluator.ci.cli import add_parser as add_ci_parser
 from evaluator.entries import find_entries
 from evaluator.evaluation import (
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     add_ci_parser(sub)
+    add_labels_parser(sub)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",
                        description="Write JSON Schemas generated from the validator's models.")

@@ -2,8 +2,9 @@
 an evaluation; the folder is laid out as the dataset ships its labels.
 
 Sources are chosen by a spec string: a plain path is a folder on disk; ``scheme:rest`` picks a
-registered kind, so encrypted bundles or private downloads plug in with
-:func:`register_source_kind` without touching the evaluator.
+registered kind: ``bundle:`` (an encrypted label bundle, :mod:`evaluator.bundles`) and ``url:``
+(a private download) are built in, and others plug in with :func:`register_source_kind`
+without touching the evaluator.
 """
 
 from __future__ import annotations
@@ -51,7 +52,23 @@ class DirectorySource(LabelSource):
         yield self.path
 
 
-_KINDS: dict[str, Callable[[str], LabelSource]] = {"dir": DirectorySource}
+def _bundle_source(spec: str) -> LabelSource:
+    from evaluator.bundle_sources import BundleSource  # cryptography only when used
+
+    return BundleSource(spec)
+
+
+def _url_source(spec: str) -> LabelSource:
+    from evaluator.bundle_sources import UrlSource
+
+    return UrlSource(spec)
+
+
+_KINDS: dict[str, Callable[[str], LabelSource]] = {
+    "dir": DirectorySource,
+    "bundle": _bundle_source,   # bundle:labels/forb.bundle (key in $LEADERBOARD_LABEL_KEY)
+    "url": _url_source,         # url:https://... a private download of a bundle or a .tar.gz
+}
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):(?!\\)(.*)$")
 
 

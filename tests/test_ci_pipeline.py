@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluator.bundles import generate_key, pack, parse_key
 from evaluator.ci.artifact import ArtifactError, safe_extract
 from evaluator.ci.comment import MARKER
 from evaluator.ci.quota import Scoring, ledger_marker
@@ -216,6 +217,8 @@ class Pipeline:
         self.fake = FakeGitHub(page_size=1)
         self.server = serve(self.fake)
         self.logs: list[str] = []
+        self.runner_temps: list[Path] = []
+        self.label_key = ""
         self.run_id = 100
 
     def validate(self, number: int = 7, author: str = "contrib") -> Path:
@@ -234,7 +237,8 @@ class Pipeline:
             self.fake.files[number] = pr_files(self.repo, base, head)
         return out
 
-    def score(self, staged: Path | bytes, number: int = 7, *extra: str) -> tuple[int, str]:
+    def score(self, staged: Path | bytes, number: int = 7, bundle: bool = False
+              ) -> tuple[int, str]:
         self.run_id += 1
         data = staged if isinstance(staged, bytes) else zip_folder(staged)
         self.fake.add_artifact(self.run_id, "submission", data)
@@ -249,8 +253,11 @@ class Pipeline:
                 "head_repository": {"full_name": "contrib-owner/leaderboard",
                                     "owner": {"login": "contrib-owner"}},
                 "pull_requests": []}})   # what fork PRs give workflow_run
-            code, log = run_cli(self.capsys, "ci", "score", "--repo", str(self.repo),
-                                "--labels", str(self.forb[0]), *extra)
+            labels = [] if bundle else ["--labels", str(self.forb[0])]
+            if bundle:   # the workflow's environment secret
+                self.mp.setenv("LEADERBOARD_LABEL_KEY", self.label_key)
+            code, log = run_cli(self.capsys, "ci", "score", "--repo", str(self.repo), *labels)
+            self.runner_temps.append(self.tmp / f"score-{self.run_id}" / "runner-temp")
         finally:
             git(self.repo, "checkout", "-q", branch)
         self.logs += [log, env.summary_text(), env.output.read_text()
@@ -408,17 +415,29 @@ def test_hostile_names_cannot_inject_commands_or_markup(pipeline, forb):
         c for c in command_lines("\n".join(pipeline.logs)) if c.startswith("::error title=")]
 
 
-def test_the_canary_in_the_labels_reaches_no_output(pipeline, forb, tmp_path, capsys):
+def test_the_canary_in_the_labels_reaches_no_output(pipeline, forb, tmp_path, capsys,
+                                                     monkeypatch):
+    # The labels travel as the encrypted bundle the workflows use by default.
+    key = pipeline.label_key = generate_key()
+    git(pipeline.repo, "checkout", "-q", "main")
+    pack(forb[0], pipeline.repo / "labels/forb.bundle", parse_key(key), "forb")
+    commit_all(pipeline.repo, "labels")
+    git(pipeline.repo, "checkout", "-q", "feature")
+    git(pipeline.repo, "merge", "-q", "main")
     write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
     commit_all(pipeline.repo, "entry")
-    pipeline.score(pipeline.validate())
+    code, log = pipeline.score(pipeline.validate(), bundle=True)
+    assert code == 0, log
+    assert "| overall |" in pipeline.comment()
+    for runner_temp in pipeline.runner_temps:   # decrypted labels are gone after the job
+        assert list(runner_temp.iterdir()) == []
     # Merge, then publish records and build the site, as publish.yml does.
     git(pipeline.repo, "checkout", "-q", "main")
     git(pipeline.repo, "merge", "-q", "--no-ff", "feature", "-m", "merge")
     env = actions_env(pipeline.mp, tmp_path / "publish", pipeline.fake.url)
     env.set_event("push", {"ref": "refs/heads/main"})
-    code, log = run_cli(capsys, "ci", "publish", "--repo", str(pipeline.repo),
-                        "--labels", str(forb[0]))
+    monkeypatch.setenv("LEADERBOARD_LABEL_KEY", key)
+    code, log = run_cli(capsys, "ci", "publish", "--repo", str(pipeline.repo))
     assert code == 0 and env.outputs()["recorded"] == "1"
     record = json.loads((pipeline.repo / "submissions/forb/new-method/records/forb-v1.json")
                         .read_text())
@@ -429,10 +448,14 @@ def test_the_canary_in_the_labels_reaches_no_output(pipeline, forb, tmp_path, ca
     assert code == 0
     texts = pipeline.logs + [log, build_log, env.summary_text()]
     texts += [c["body"] for comments in pipeline.fake.comments.values() for c in comments]
+    texts += [p.read_text(errors="replace") for p in pipeline.tmp.rglob("github_output")]
+    texts += [p.read_text(errors="replace") for p in pipeline.tmp.rglob("step_summary.md")]
     texts += [p.read_text(errors="replace") for p in site.rglob("*") if p.is_file()]
     texts += [p.read_text(errors="replace")
               for p in (pipeline.repo / "submissions").rglob("*") if p.is_file()]
-    assert all(CANARY not in text for text in texts)
+    leaks = [text[max(0, text.find(CANARY) - 200):text.find(CANARY) + 50] for text in texts
+             if CANARY in text] + [text[:300] for text in texts if key in text]
+    assert leaks == []
     assert CANARY in (forb[0] / "logos_gt.ndjson").read_text()   # the canary was planted
     entry_page = site / "entries/forb-v1/new-method.html"
     assert "actions/runs/4242" in entry_page.read_text()

@@ -30,13 +30,11 @@ def default_label_specs(repo: Path) -> list[str]:
     return specs
 
 
-SECRET_VARIABLES = ("LEADERBOARD_LABEL_KEY", "LEADERBOARD_LABELS_URL_TOKEN")
-
-
 def mask_label_secrets() -> None:
-    """Ask the runner to hide the label key, the download token and every label source spec
-    (a signed URL carries its secret in the query string) from all later log lines. GitHub
-    masks secrets by itself; this also covers values that arrive through variables."""
+    """Ask the runner to hide every label source spec (a signed URL carries its credential in
+    the query string) from later log lines, also when a maintainer passes one through a
+    variable rather than a secret. Secrets themselves (the label key, the download token) are
+    masked by GitHub and are not repeated in a mask command."""
     for name, value in os.environ.items():
-        if name in SECRET_VARIABLES or name.startswith(ENV_PREFIX):
+        if name.startswith(ENV_PREFIX):
             actions.mask(value)
