@@ -60,7 +60,8 @@ def entry_section(result: EntryResult, site_url: str | None) -> list[str]:
         when = result.quota.next_free.strftime("%Y-%m-%d %H:%M UTC")
         return lines + [
             f"Not scored: the quota of {result.quota.limit} scored submissions per board and "
-            f"contributor in 24 hours is used up on {result.board.id}. The next scoring is "
+            f"contributor in {result.quota.window_text} is used up on {result.board.id}. "
+            f"The next scoring is "
             f"possible after {when}; push again then (or ask a maintainer to re-run this "
             "workflow).", ""]
     info = result.benchmark.info
@@ -80,7 +81,7 @@ def entry_section(result: EntryResult, site_url: str | None) -> list[str]:
     lines.append(f"Predictions sha256 {md_code(provenance['predictions']['sha256'][:16])}…, "
                  f"evaluator {provenance['evaluator_version']}.")
     if result.quota is not None:
-        lines.append(f"Scorings used on this board in the last 24 hours: "
+        lines.append(f"Scorings used on this board in the last {result.quota.window_text}: "
                      f"{result.quota.used} of {result.quota.limit or 'unlimited'}.")
     return lines + [""]
 

@@ -61,6 +61,12 @@ class Decision:
     used: int            # scorings counted in the window, before this one
     limit: int
     next_free: dt.datetime | None = None   # when the oldest counted scoring leaves the window
+    window: dt.timedelta = DEFAULT_WINDOW
+
+    @property
+    def window_text(self) -> str:
+        hours = self.window.total_seconds() / 3600
+        return f"{hours:g} hours"
 
 
 def decide(history: list[Scoring], author: str, board: str, head_sha: str,
@@ -72,8 +78,9 @@ def decide(history: list[Scoring], author: str, board: str, head_sha: str,
             first_scored[s.head_sha] = min(s.at, first_scored.get(s.head_sha, s.at))
     used = len(first_scored)
     if head_sha in first_scored or quota.limit <= 0 or used < quota.limit:
-        return Decision(True, used, quota.limit)
-    return Decision(False, used, quota.limit, min(first_scored.values()) + quota.window)
+        return Decision(True, used, quota.limit, window=quota.window)
+    return Decision(False, used, quota.limit, min(first_scored.values()) + quota.window,
+                    quota.window)
 
 
 def ledger_from_comment(body: str) -> list[Scoring]:
