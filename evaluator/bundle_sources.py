@@ -104,7 +104,8 @@ class UrlSource(LabelSource):
         limit = int(os.environ.get(MAX_BYTES_VAR) or DEFAULT_MAX_DOWNLOAD)
         request = urllib.request.Request(self.url)
         if os.environ.get(TOKEN_VAR):
-            request.add_header("Authorization", f"Bearer {os.environ[TOKEN_VAR]}")
+            # Not copied onto redirects: a signed-storage redirect must not receive the token.
+            request.add_unredirected_header("Authorization", f"Bearer {os.environ[TOKEN_VAR]}")
         read = 0
         try:
             with urllib.request.urlopen(request, timeout=300) as response, \
