@@ -42,6 +42,7 @@ class Plan:
     submission: bool
     entries: list[str] = field(default_factory=list)   # 'submissions/<benchmark>/<entry-id>'
     report: ValidationReport = field(default_factory=ValidationReport)
+    merge_base: str | None = None   # set when planned from git: what "merged" is relative to
 
 
 class GitError(Exception):
@@ -141,9 +142,11 @@ def plan_changes(changes: list[Change], merged: MetadataLookup, proposed: Metada
 def plan_from_git(repo: Path, base: str, head: str) -> Plan:
     """The validate job's plan: changes between the merge base of ``base`` and ``head``."""
     merge_base = git(repo, "merge-base", base, head).decode().strip()
-    return plan_changes(changed_files(repo, base, head),
+    plan = plan_changes(changed_files(repo, base, head),
                         lambda entry: metadata_at(repo, merge_base, entry),
                         lambda entry: metadata_at(repo, head, entry))
+    plan.merge_base = merge_base
+    return plan
 
 
 def merged_entry_ids(repo: Path, commit: str, benchmark: str) -> set[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -102,10 +103,15 @@ def _metadata(path: Path) -> dict | None:
     return data if isinstance(data, dict) else {}
 
 
-def scoring_history(gh: GitHub, login: str, now: dt.datetime, quota: Quota) -> list[Scoring]:
+def scoring_history(gh: GitHub, login: str, now: dt.datetime, quota: Quota,
+                    skip: int) -> list[Scoring]:
+    """Scorings recorded on the author's other recent PRs (``skip``: this PR, whose comments
+    the caller already has)."""
     since = (now - quota.window).strftime("%Y-%m-%d")
     history = []
     for number in gh.pulls_by_author_since(login, since):
+        if number == skip:
+            continue
         for comment in gh.bot_comments(number):
             history += ledger_from_comment(comment.get("body", ""))
     return history
@@ -167,7 +173,8 @@ class ScoreJob:
             raise ScoreRefused("the artifact's entries are not the ones the pull request changes")
         views = {v.board.id: v for v in collect(self.repo / "submissions")}
         author = pr["user"]["login"]
-        history = scoring_history(self.gh, author, self.now, self.quota) + ledger
+        history = scoring_history(self.gh, author, self.now, self.quota,
+                                  skip=pr["number"]) + ledger
         results = []
         with ExitStack() as stack:
             data = BoardData(self.label_specs, stack)
@@ -231,8 +238,6 @@ class ScoreJob:
 
 
 def run(repo: Path, label_specs: list[str] | None, site_url: str | None) -> int:
-    import os
-
     mask_label_secrets()
     gh = GitHub()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 from evaluator.ci import actions
 from evaluator.ci.actions import md, md_code
 from evaluator.ci.artifact import stage_entries
-from evaluator.ci.changes import Plan, git, merged_entry_ids, plan_from_git
+from evaluator.ci.changes import Plan, merged_entry_ids, plan_from_git
 from evaluator.entries import METADATA_FILE
 from evaluator.evaluation import check_entry
 from evaluator.registry import get_benchmark
@@ -56,8 +56,7 @@ def run(repo: Path, out: Path | None, max_errors: int) -> int:
                               "`submissions/`: no entry to validate.\n")
         actions.set_output("entries", "[]")
         return 0
-    merge_base = git(repo, "merge-base", base, head).decode().strip()
-    reports = validate_entries(repo, plan, merge_base, max_errors)
+    reports = validate_entries(repo, plan, plan.merge_base, max_errors)
     ok = plan.report.ok and all(r.ok for r in reports.values())
     _annotate(plan, reports)
     _log(plan, reports)
