@@ -277,7 +277,8 @@ def pipeline(repo, forb, tmp_path, monkeypatch, capsys):
     p.server.shutdown()
 
 
-def test_a_fork_pr_is_scored_and_commented_once(pipeline, forb):
+def test_a_fork_pr_is_scored_and_commented_once(pipeline, forb, monkeypatch):
+    monkeypatch.setenv("LEADERBOARD_SITE_URL", "https://lb.example/")
     write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2, method="New")
     commit_all(pipeline.repo, "entry")
     staged = pipeline.validate()
@@ -286,6 +287,7 @@ def test_a_fork_pr_is_scored_and_commented_once(pipeline, forb):
     body = pipeline.comment()
     assert "<code>forb&#47;new&#45;method</code> (New)" in body
     assert "Would rank **" in body and "| overall |" in body
+    assert "](https://lb.example/boards/forb-v1.html)" in body   # LEADERBOARD_SITE_URL
     assert "Scorings used on this board in the last 24 hours: 1 of 3." in body
     # The PR was found through its head branch (fork PRs come without pull_requests).
     assert ("GET", "/repos/lb-org/leaderboard/pulls") in pipeline.fake.requests

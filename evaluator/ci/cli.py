@@ -5,6 +5,7 @@ passes untrusted text on a command line."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def cmd_validate(args) -> int:
 def cmd_score(args) -> int:
     from evaluator.ci import score
 
-    return score.run(args.repo, args.labels, args.site_url)
+    # The workflow passes the site address as the LEADERBOARD_SITE_URL repository variable.
+    return score.run(args.repo, args.labels,
+                     args.site_url or os.environ.get("LEADERBOARD_SITE_URL") or None)
 
 
 @_guarded
