@@ -9,6 +9,7 @@ from pathlib import Path
 
 from evaluator import __version__, progress
 from evaluator.board_data import BoardData
+from baselines.cli import add_parser as add_baseline_parser
 from evaluator.bundle_cli import add_parser as add_labels_parser
 from evaluator.ci.cli import add_parser as add_ci_parser
 from evaluator.entries import find_entries
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ci_parser(sub)
     add_labels_parser(sub)
+    add_baseline_parser(sub)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",
                        description="Write JSON Schemas generated from the validator's models.")
@@ -156,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `baseline run` records the exact command in the entry
     try:
         return args.func(args)
     except (LabelSourceError, BoardDataError) as exc:

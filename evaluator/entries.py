@@ -19,6 +19,7 @@ from evaluator.validation.report import ValidationReport
 METADATA_FILE = "metadata.json"
 RECORDS_DIR = "records"
 README_FILE = "README.md"
+RUN_RECORD_FILE = "run.json"   # written by the bundled baselines (baselines/run_record.py)
 ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_METADATA_BYTES = 64 * 1024
@@ -51,6 +52,9 @@ class EntryMetadata(BaseModel):
     contact: Text = Field(description="E-mail address or GitHub handle of a maintainer.")
     date: dt.date = Field(description="Date of the submission (YYYY-MM-DD).")
     baseline: bool = Field(False, description="True for the baselines bundled in baselines/.")
+    command: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
+        None, description="The command that produced the predictions, e.g. `leaderboard "
+                          "baseline run forb-bow --data FORB_ROOT --out ENTRY`.")
     revises: Annotated[str, StringConstraints(pattern=ENTRY_ID.pattern)] | None = Field(
         None, description="Entry id of an earlier entry of the same benchmark that this one "
                           "revises (merged entries are immutable; a revision is a new entry).")
@@ -126,7 +130,7 @@ def check_entry_tree(entry_dir: Path, allowed: set[str], report: ValidationRepor
                 total += full.stat().st_size
                 if not _is_allowed(rel, allowed):
                     report.error(rel, None, "unexpected file: an entry holds metadata.json, "
-                                 "README.md and its prediction files only")
+                                 "README.md, run.json and its prediction files only")
         # Never descend into symlinked or badly named folders.
         dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink() and SAFE_NAME.match(d)]
     if count > limits.max_entry_files:
@@ -137,7 +141,7 @@ def check_entry_tree(entry_dir: Path, allowed: set[str], report: ValidationRepor
 
 
 def _is_allowed(rel: str, allowed: set[str]) -> bool:
-    if rel in (METADATA_FILE, README_FILE) or rel in allowed:
+    if rel in (METADATA_FILE, README_FILE, RUN_RECORD_FILE) or rel in allowed:
         return True
     # Evaluation records are written by the evaluator as records/<board-id>.json.
     parts = rel.split("/")

@@ -9,12 +9,19 @@ scores, per-slice query counts and a digest.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evaluator import __version__, progress
-from evaluator.entries import EntryMetadata, check_entry_tree, read_metadata
+from evaluator.entries import (
+    METADATA_FILE,
+    RUN_RECORD_FILE,
+    EntryMetadata,
+    check_entry_tree,
+    read_metadata,
+)
 from evaluator.registry import (
     Benchmark,
     Board,
@@ -23,6 +30,7 @@ from evaluator.registry import (
     ScoreSheet,
     get_benchmark,
 )
+from evaluator.run_records import RunRecordError, read_run_record, smoke_test_reasons
 from evaluator.validation.report import ValidationReport
 
 EVALUATION_SCHEMA = "leaderboard-evaluation/1"
@@ -44,13 +52,31 @@ class EntryError(Exception):
 
 
 def benchmark_of_entry(entry_dir: Path, explicit: str | None = None) -> Benchmark:
-    """An entry's benchmark is its parent folder: submissions/<benchmark>/<entry-id>."""
-    name = explicit or entry_dir.resolve().parent.name
+    """An entry's benchmark is its parent folder: submissions/<benchmark>/<entry-id>. An entry
+    elsewhere (a baseline's output folder, say) is known by the board its metadata names."""
+    for name in (explicit, entry_dir.resolve().parent.name, _board_in_metadata(entry_dir)):
+        if not name:
+            continue
+        try:
+            return get_benchmark(name)
+        except KeyError:
+            if name == explicit:
+                break
+    raise EntryError(f"{entry_dir}: cannot tell the benchmark; entries live in "
+                         "submissions/<benchmark>/<entry-id>/ (or pass --benchmark)")
+
+
+def _board_in_metadata(entry_dir: Path) -> str | None:
+    """The "board" of an entry's metadata.json, read as plain data (full checks come later)."""
+    path = entry_dir / METADATA_FILE
     try:
-        return get_benchmark(name)
-    except KeyError:
-        raise EntryError(f"{entry_dir}: cannot tell the benchmark; entries live in "
-                         "submissions/<benchmark>/<entry-id>/ (or pass --benchmark)") from None
+        if path.is_symlink() or path.stat().st_size > 64 * 1024:
+            return None
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    board = data.get("board") if isinstance(data, dict) else None
+    return board if isinstance(board, str) else None
 
 
 def check_predictions(benchmark: Benchmark, path: Path, task: Any,
@@ -77,16 +103,20 @@ def check_predictions(benchmark: Benchmark, path: Path, task: Any,
 
 
 def check_entry(entry_dir: Path, benchmark: Benchmark, task_for_board,
-                report: ValidationReport) -> tuple[Board | None, CheckedPredictions]:
+                report: ValidationReport,
+                submission: bool = False) -> tuple[Board | None, CheckedPredictions]:
     """Validate an entry folder: metadata, folder rules and predictions.
 
     ``task_for_board(board)`` returns the board's task, or None when no label source is
-    available (then predictions get the checks that need no task)."""
+    available (then predictions get the checks that need no task). ``submission``: the entry
+    is being submitted (the pull-request pipeline), so a smoke-test run is an error, not a
+    warning."""
     metadata = read_metadata(entry_dir, benchmark.entry_metadata, report)
     board = benchmark.board(metadata.board) if metadata else None
     located = benchmark.locate_predictions(entry_dir)
     allowed = {f.name for f in located[1]} if located else set()
     check_entry_tree(entry_dir, allowed, report)
+    _check_run_record(entry_dir, report, smoke_test_is_error=submission)
     if located is None:
         formats = ", ".join(f.name for f in benchmark.info.formats)
         report.error(entry_dir.name, None, f"no predictions found (accepted formats: {formats})")
@@ -97,6 +127,22 @@ def check_entry(entry_dir: Path, benchmark: Benchmark, task_for_board,
     checked = check_predictions(benchmark, entry_dir, task, report)
     checked.metadata = metadata
     return board, checked
+
+
+def _check_run_record(entry_dir: Path, report: ValidationReport,
+                      smoke_test_is_error: bool) -> None:
+    """A baseline's run.json must parse; a smoke-test run is flagged (an error where the
+    entry is being submitted)."""
+    try:
+        record = read_run_record(entry_dir)
+    except RunRecordError as exc:
+        report.error(RUN_RECORD_FILE, None, str(exc))
+        return
+    reasons = smoke_test_reasons(record) if record else []
+    if reasons:
+        message = (f"a smoke-test run ({'; '.join(reasons)}): fine for trying the pipeline, "
+                   "but never a leaderboard entry")
+        (report.error if smoke_test_is_error else report.warning)(RUN_RECORD_FILE, None, message)
 
 
 @dataclass
@@ -111,10 +157,11 @@ class EntryEvaluation:
 
 
 def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
-                   report: ValidationReport) -> EntryEvaluation:
+                   report: ValidationReport, submission: bool = False) -> EntryEvaluation:
     """Validate an entry and, if it passed and labels are at hand, score it. ``data`` is a
     :class:`evaluator.board_data.BoardData` (it opens label sources once per run)."""
-    board, checked = check_entry(entry_dir, benchmark, lambda b: data.task(benchmark, b), report)
+    board, checked = check_entry(entry_dir, benchmark, lambda b: data.task(benchmark, b), report,
+                                 submission=submission)
     if board is None or not report.ok:
         return EntryEvaluation(board, checked)
     directory = data.directory(benchmark, board)

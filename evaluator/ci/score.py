@@ -212,7 +212,7 @@ class ScoreJob:
                                       self.quota)
                 if not result.quota.allowed:
                     return result
-            outcome = evaluate_entry(entry_dir, benchmark, data, report)
+            outcome = evaluate_entry(entry_dir, benchmark, data, report, submission=True)
         except (LabelSourceError, BoardDataError) as exc:
             result.note = f"Validated, but not scored: {exc}"
             return result

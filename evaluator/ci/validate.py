@@ -37,7 +37,8 @@ def validate_entries(repo: Path, plan: Plan, merge_base: str,
     for entry in plan.entries:
         report = ValidationReport(max_errors=max_errors)
         benchmark = get_benchmark(entry.split("/")[1])
-        _, checked = check_entry(repo / entry, benchmark, lambda board: None, report)
+        _, checked = check_entry(repo / entry, benchmark, lambda board: None, report,
+                                 submission=True)
         revises = checked.metadata.revises if checked.metadata else None
         if revises:
             known = merged_entry_ids(repo, merge_base, benchmark.info.name)

@@ -1,0 +1,139 @@
+"""`leaderboard baseline list|run`: the bundled baselines behind one command.
+
+Importing this module imports neither torch nor OpenCV, so the evaluator's CLI stays light;
+they are imported when a baseline runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from baselines.catalogue import BASELINES, get_baseline, published_rows
+from baselines.errors import BaselineDataError, BaselineUsageError
+from baselines.options import MAX_TOP_K, PUBLISHED_TOP_K, RunOptions
+
+EXIT_OK, EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 0, 2, 3, 130
+INSTALL_HINT = "pip install -e '.[baselines]' (torch, timm, open_clip_torch, OpenCV, faiss)"
+
+RUN_EPILOG = """\
+examples:
+  leaderboard baseline run forb-bow-rerank --data /data/FORB --out submissions/forb/forb-bow-rerank
+  leaderboard baseline run forb-clip-vit-l14-336 --data /data/FORB --out runs/clip --device cuda
+  leaderboard baseline run forb-dino-vit-s8 --data /data/FORB --board forb-subset \\
+      --out runs/dino-subset --weights /models/dino_vits8.pth
+  leaderboard evaluate --entry runs/clip --labels /data/FORB/metadata
+
+A killed run resumes where it stopped when the same command is run again: features,
+descriptors and the codebook are cached (default: .baseline-cache/<out name> beside --out).
+--weights random builds the same architecture with random weights: for tests and smoke runs
+only, and the entry says so loudly (the submission pipeline refuses it).
+"""
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("baseline", help="list or run the bundled baselines",
+                            description="The bundled baselines: each writes a ready entry "
+                                        "that `leaderboard evaluate --entry` scores.")
+    commands = parser.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+
+    p = commands.add_parser("list", help="list the bundled baselines",
+                            description="Name, benchmark, modality, weights, and the published "
+                                        "row each baseline reproduces.")
+    p.set_defaults(func=cmd_list)
+
+    p = commands.add_parser("run", help="run a baseline and write an entry folder",
+                            description="Run a bundled baseline on a dataset as its downloader "
+                                        "lays it out and write a complete entry folder.",
+                            epilog=RUN_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=sorted(BASELINES), metavar="NAME",
+                   help="baseline name (see `leaderboard baseline list`)")
+    p.add_argument("--data", type=Path, required=True, metavar="ROOT",
+                   help="dataset root (FORB: the folder holding metadata/ and the image folders)")
+    p.add_argument("--out", type=Path, required=True, metavar="ENTRY_DIR",
+                   help="entry folder to write (metadata.json, predictions, run.json)")
+    p.add_argument("--board", default="forb", help="board: forb (default) or forb-subset")
+    p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda "
+                   "when torch sees a GPU, else cpu)")
+    p.add_argument("--weights", default="published", metavar="published|random|PATH",
+                   help="published (default; fetched by timm/open_clip), a local checkpoint "
+                        "file, or random (smoke tests only)")
+    p.add_argument("--batch-size", type=_positive, metavar="N",
+                   help="images per batch (default 32 on GPU, 4 on CPU)")
+    p.add_argument("--workers", type=_non_negative, metavar="N",
+                   help="data-loading / SIFT processes (default: CPU cores - 1, at most 16)")
+    p.add_argument("--top-k", type=_positive, default=PUBLISHED_TOP_K, metavar="K",
+                   help=f"candidates per query (default {PUBLISHED_TOP_K} as published, "
+                        f"at most {MAX_TOP_K})")
+    p.add_argument("--precision", choices=["auto", "fp16", "fp32"], default="auto",
+                   help="neural baselines: auto = fp16 on GPU, fp32 on CPU")
+    p.add_argument("--cache", type=Path, metavar="DIR",
+                   help="resumable cache folder (default: .baseline-cache/<out name> beside "
+                        "--out)")
+    p.add_argument("--codebook-size", type=_positive, metavar="K",
+                   help="BoW: visual words (default 1,000,000 on GPU as published; 65,536 on "
+                        "CPU)")
+    p.add_argument("--kmeans-iterations", type=_positive, default=20, metavar="N",
+                   help="BoW: k-means iterations (default 20 as published)")
+    p.set_defaults(func=cmd_run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
+def cmd_list(args) -> int:
+    for spec in BASELINES.values():
+        print(f"{spec.name}  ({spec.benchmark}: {', '.join(spec.boards)}; {spec.modality})")
+        print(f"  method:   {spec.method}")
+        print(f"  weights:  {spec.weights}")
+        for label, values in published_rows(spec, "forb-v1")[:1]:
+            overall = values.get("overall", {})
+            shown = ", ".join(f"{m} {v:.2f}" for m, v in overall.items() if v is not None)
+            print(f"  reproduces: \"{spec.published_method}\", FORB paper {label} "
+                  f"(overall {shown})")
+        print(f"  time:     {spec.gpu_time}; CPU: {spec.cpu_note}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    spec = get_baseline(args.name)
+    options = RunOptions(
+        data=args.data, out=args.out, board=args.board, device=args.device,
+        weights=args.weights, batch_size=args.batch_size, workers=args.workers,
+        top_k=args.top_k, precision=args.precision, cache=args.cache,
+        codebook_size=args.codebook_size, kmeans_iterations=args.kmeans_iterations)
+    try:
+        from baselines.runner import run_baseline
+
+        out = run_baseline(spec.name, options, argv=getattr(args, "argv", None))
+    except ModuleNotFoundError as exc:
+        print(f"error: {spec.name} needs the '{exc.name}' package: {INSTALL_HINT}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except BaselineDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except BaselineUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume from the cache",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"wrote {out}")
+    print(f"score it with: leaderboard evaluate --entry {out} --labels "
+          f"{Path(args.data) / 'metadata'}")
+    return EXIT_OK

@@ -1,0 +1,67 @@
+"""Resumable on-disk storage of per-image arrays, in fixed-size chunks.
+
+A killed run keeps every finished chunk; the next run with the same inputs computes only the
+missing ones. Chunks are written to a temporary name and renamed, so a chunk file is either
+complete or absent. The folder name carries everything the arrays depend on (baseline, weights
+digest, image list, scales), so a run with other inputs never reads stale features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from baselines.errors import BaselineDataError
+
+
+class ChunkedArrays:
+    def __init__(self, folder: Path, n_items: int, chunk_size: int, description: dict):
+        self.folder = folder
+        self.n_items = n_items
+        self.chunk_size = chunk_size
+        folder.mkdir(parents=True, exist_ok=True)
+        info = folder / "cache.json"
+        expected = {"n_items": n_items, "chunk_size": chunk_size, **description}
+        if info.is_file():
+            stored = json.loads(info.read_text(encoding="utf-8"))
+            if stored != json.loads(json.dumps(expected)):
+                raise BaselineDataError(f"{folder}: the cache was made for other inputs; delete it or "
+                                 "pass another --cache folder")
+        else:
+            _atomic_write(info, (json.dumps(expected, indent=2) + "\n").encode())
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_items // self.chunk_size)
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        start = index * self.chunk_size
+        return start, min(start + self.chunk_size, self.n_items)
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:05d}.npy"
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.n_chunks) if not self.path(i).is_file()]
+
+    def save(self, index: int, array: np.ndarray) -> None:
+        start, stop = self.bounds(index)
+        if len(array) != stop - start:
+            raise ValueError(f"chunk {index} has {len(array)} rows, expected {stop - start}")
+        tmp = self.path(index).with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, self.path(index))
+
+    def load(self) -> np.ndarray:
+        parts = [np.load(self.path(i), allow_pickle=False) for i in range(self.n_chunks)]
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,38 @@
+"""What `leaderboard baseline run` passes to every baseline family."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PUBLISHED_TOP_K = 10
+MAX_TOP_K = 100  # the evaluator accepts at most 100 candidates per query
+
+
+@dataclass
+class RunOptions:
+    data: Path
+    out: Path
+    board: str = "forb"
+    device: str = "auto"          # resolved to "cpu" or "cuda[:N]" before a family runs
+    weights: str = "published"    # "published", "random" or a checkpoint path
+    batch_size: int | None = None  # images per forward batch; None: the family's default
+    workers: int | None = None    # data-loading / SIFT processes; None: all CPU cores
+    top_k: int = PUBLISHED_TOP_K
+    precision: str = "auto"       # "fp16" or "fp32"; auto: fp16 on GPU, fp32 on CPU
+    cache: Path | None = None     # resumable feature cache; default beside --out
+    codebook_size: int | None = None   # BoW: None means 1M words on GPU, 65,536 on CPU
+    kmeans_iterations: int = 20
+
+    @property
+    def cache_dir(self) -> Path:
+        if self.cache is not None:
+            return self.cache
+        return self.out.parent / ".baseline-cache" / self.out.name
+
+    def as_settings(self) -> dict:
+        settings = asdict(self)
+        for key in ("data", "out", "cache"):
+            settings[key] = None if settings[key] is None else str(settings[key])
+        settings["cache"] = str(self.cache_dir)
+        return settings
