@@ -72,6 +72,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cache", type=Path, metavar="DIR",
                    help="resumable cache folder (default: .baseline-cache/<out name> beside "
                         "--out)")
+    p.add_argument("--chunk-images", type=_positive, default=512, metavar="N",
+                   help="images per cache chunk (default 512); a killed run loses at most "
+                        "the chunk in progress")
     p.add_argument("--codebook-size", type=_positive, metavar="K",
                    help="BoW: visual words (default 1,000,000 on GPU as published; 65,536 on "
                         "CPU)")
@@ -114,6 +117,7 @@ def cmd_run(args) -> int:
         data=args.data, out=args.out, board=args.board, device=args.device,
         weights=args.weights, batch_size=args.batch_size, workers=args.workers,
         top_k=args.top_k, precision=args.precision, cache=args.cache,
+        chunk_images=args.chunk_images,
         codebook_size=args.codebook_size, kmeans_iterations=args.kmeans_iterations)
     try:
         from baselines.runner import run_baseline

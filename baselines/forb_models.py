@@ -67,6 +67,8 @@ def build_embedder(embedder: Embedder, weights: str) -> tuple[Callable, object, 
         model, forward = _build_open_clip(embedder, kind, weights)
     else:
         model, forward = _build_timm(embedder, kind, weights)
+    if kind == "random":
+        _open_layer_scales(model)
     model.eval()
     record = {
         "kind": kind,
@@ -102,6 +104,19 @@ def _build_timm(embedder: Embedder, kind: str, weights: str):
     if tuple(model.patch_embed.img_size) != (embedder.crop, embedder.crop):
         _resize_position_grid(model, embedder.crop)
     return model, lambda x: model(x)
+
+
+def _open_layer_scales(model) -> None:
+    """DINOv2 initialises its LayerScale factors to 1e-5, which leaves a randomly initialised
+    network's output almost independent of the image. Random smoke-test weights set them to 1
+    so that features, and so rankings, still depend on the input."""
+    import torch
+
+    with torch.no_grad():
+        for module in model.modules():
+            gamma = getattr(module, "gamma", None)
+            if isinstance(gamma, torch.nn.Parameter) and type(module).__name__ == "LayerScale":
+                gamma.fill_(1.0)
 
 
 def _resize_position_grid(model, crop: int) -> None:

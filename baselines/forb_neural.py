@@ -24,7 +24,6 @@ from baselines.run_record import RunRecord
 from baselines.search import exact_top_k
 from evaluator.forb.writers import RankedLists
 
-CHUNK_IMAGES = 512
 DEFAULT_BATCH = {"cuda": 32, "cpu": 4}
 
 
@@ -66,9 +65,10 @@ def embed_list(images: ForbImages, paths: list[str], scales: tuple[float, ...], 
     cache = ChunkedArrays(
         options.cache_dir / embedder.baseline / weights_digest.split(":")[-1][:16]
         / f"{label}-{list_digest(paths)}-{len(scales)}scales",
-        len(paths), CHUNK_IMAGES,
+        len(paths), options.chunk_images,
         {"baseline": embedder.baseline, "weights": weights_digest, "scales": list(scales),
-         "crop": embedder.crop, "list": label, "precision": _precision(options)})
+         "crop": embedder.crop, "list": label, "precision": _precision(options),
+         "device_kind": options.device.split(":")[0]})
     missing = cache.missing()
     todo = [i for c in missing for i in range(*cache.bounds(c))]
     with record.stage(f"features: {label} ({len(scales)} scales)", len(todo), "images") as st:

@@ -21,6 +21,7 @@ class RunOptions:
     top_k: int = PUBLISHED_TOP_K
     precision: str = "auto"       # "fp16" or "fp32"; auto: fp16 on GPU, fp32 on CPU
     cache: Path | None = None     # resumable feature cache; default beside --out
+    chunk_images: int = 512       # images per cache chunk: a kill loses at most one chunk
     codebook_size: int | None = None   # BoW: None means 1M words on GPU, 65,536 on CPU
     kmeans_iterations: int = 20
 

@@ -65,6 +65,25 @@ def test_published_tables_appear_as_reported_rows(site):
             assert all(v is None or v >= 0 for v in values.values())
 
 
+def test_rows_a_bundled_baseline_reproduces_show_its_command(site):
+    from baselines.catalogue import BASELINES
+
+    out, views, _ = site
+    forb = next(v for v in views if v.board.id == "forb-v1")
+    linked = {r.method: r for r in forb.rows if r.reproduce}
+    assert set(linked) == {spec.published_method for spec in BASELINES.values()}
+    assert not any(r.reproduce for v in views for r in v.rows if r.kind == "recomputed")
+    board_page = (out / "boards/forb-v1.html").read_text()
+    assert board_page.count("reproduce this row") == len(BASELINES)
+    for spec in BASELINES.values():
+        page = (out / (linked[spec.published_method].page[:-3] + ".html")).read_text()
+        assert "Reproduce this row" in page
+        assert f"leaderboard baseline run {spec.name} --data FORB_ROOT" in page
+    subset = next(v for v in views if v.board.id == "forb-subset-v1")
+    commands = [r.reproduce["command"] for r in subset.rows if r.reproduce]
+    assert commands and all("--board forb-subset" in c for c in commands)
+
+
 def test_every_row_has_its_own_page(site):
     out, views, _ = site
     pages = [row.page for view in views for row in view.rows]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baselines.catalogue import reproducing
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.published import PublishedResults, load_published
 from evaluator.registry import Benchmark, Board, benchmarks
@@ -32,6 +33,7 @@ class Row:
     record: dict | None = None    # recomputed rows: the evaluation record
     rank: int | None = None
     source: str | None = None     # recomputed rows: the entry folder, e.g. submissions/forb/x
+    reproduce: dict | None = None  # reported rows a bundled baseline reproduces: its command
 
     @property
     def page(self) -> str:
@@ -79,7 +81,7 @@ def collect(submissions: Path, published: list[PublishedResults] | None = None) 
     for benchmark in benchmarks():
         for board in benchmark.info.boards:
             rows = _recomputed_rows(submissions / benchmark.info.name, board)
-            rows += _reported_rows(published, board)
+            rows += _reported_rows(published, board, benchmark.info.name)
             versions = [b for b in benchmark.info.boards if b.name == board.name]
             view = BoardView(benchmark, board, rows, versions)
             _rank(view)
@@ -116,7 +118,8 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
     return rows
 
 
-def _reported_rows(published: list[PublishedResults], board: Board) -> list[Row]:
+def _reported_rows(published: list[PublishedResults], board: Board,
+                   benchmark: str) -> list[Row]:
     """One row per method and setting of a paper on this board; a method reported in several
     tables (e.g. difficulty columns in one, object types in another) becomes one row."""
     merged: dict[tuple, Row] = {}
@@ -138,7 +141,9 @@ def _reported_rows(published: list[PublishedResults], board: Board) -> list[Row]
                         group=setting.pop("group", None) or _describe(setting),
                         paper_url=source.source.url,
                         citation=f"{source.source.title}, {table.label}",
-                        flags=list(row.flags))
+                        flags=list(row.flags),
+                        reproduce=_reproduction(source.source.key, row.method, benchmark,
+                                                board))
                 else:
                     merged[key].citation += f", {table.label}"
                 target = merged[key].values
@@ -147,6 +152,16 @@ def _reported_rows(published: list[PublishedResults], board: Board) -> list[Row]
                         target.setdefault(slice_name, {}).setdefault(
                             metric, None if value is None else value * scale)
     return list(merged.values())
+
+
+def _reproduction(source_key: str, method: str, benchmark: str, board: Board) -> dict | None:
+    """How to reproduce a published row with a bundled baseline (baselines/catalogue.py)."""
+    spec = reproducing(source_key, method, benchmark)
+    if spec is None or board.name not in spec.boards:
+        return None
+    return {"baseline": spec.name, "command": spec.command(board.name),
+            "entry": spec.command(board.name).rsplit(" --out ", 1)[1],
+            "gpu_time": spec.gpu_time, "weights": spec.weights}
 
 
 def _describe(setting: dict[str, str]) -> str | None:
