@@ -281,3 +281,15 @@ def test_readme_lists_every_baseline_with_its_published_row():
         assert float(row.group(2)) == values["overall"]["mAP@1"]
         assert float(row.group(3)) == values["overall"]["t-mAP@1"]
         assert f"leaderboard baseline run {spec.name} --data FORB_ROOT" in readme
+
+
+def test_the_evaluator_never_imports_torch():
+    """`leaderboard` with its `baseline` command registered still loads no deep-learning
+    package until a baseline runs (validate, evaluate, build and list do without them)."""
+    code = ("import sys; from evaluator.cli import main; import evaluator.site.render; "
+            "main(['baseline', 'list']); main(['boards']); "
+            "print(sorted(m for m in ('torch', 'timm', 'open_clip', 'cv2', 'faiss') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

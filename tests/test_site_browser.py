@@ -47,7 +47,7 @@ def server(tmp_path_factory):
 
 
 def method_names(page) -> list[str]:
-    return page.locator(".lb-table tbody tr td:nth-child(2) > a").all_inner_texts()
+    return page.locator(".lb-table tbody tr td:nth-child(2) > a:not(.lb-badge)").all_inner_texts()
 
 
 def test_a_visitor_browses_boards_sorts_filters_and_opens_an_entry(server):
@@ -70,6 +70,16 @@ def test_a_visitor_browses_boards_sorts_filters_and_opens_an_entry(server):
         before = method_names(page)
         assert len(before) >= 4
         page.screenshot(path=SCREENSHOTS / "2-board.png", full_page=True)
+
+        # Paper rows that a bundled baseline reproduces link to its command.
+        assert page.locator(".lb-table tbody tr a.reproducible").count() == 5
+        page.locator(".lb-table tbody tr", has_text="BoW (+ rerank)").locator(
+            "a.reproducible").click()
+        page.wait_for_selector("#reproduce-this-row")
+        assert "leaderboard baseline run forb-bow-rerank --data FORB_ROOT" in page.content()
+        page.screenshot(path=SCREENSHOTS / "2b-reproduce-this-row.png", full_page=True)
+        page.go_back()
+        page.wait_for_selector(".lb-table tbody tr")
 
         page.locator("th[data-key='method']").click()  # sort by name, A first
         after = method_names(page)

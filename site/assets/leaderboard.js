@@ -213,6 +213,12 @@
           name.appendChild(document.createTextNode(" "));
           html("span", "lb-badge reported", name, "reported in paper").title = r.citation || "";
         }
+        if (r.reproduce) {
+          name.appendChild(document.createTextNode(" "));
+          var again = html("a", "lb-badge reproducible", name, "reproduce this row");
+          again.href = r.url + "#reproduce-this-row";
+          again.title = "a bundled baseline reproduces this row: " + r.reproduce;
+        }
         if (r.baseline) { name.appendChild(document.createTextNode(" ")); html("span", "lb-badge baseline", name, "baseline"); }
         if (r.flags.indexOf("upper-bound") >= 0) {
           html("span", "lb-badge flag", name, "\u2020").title = "training data may overlap with the benchmark";
