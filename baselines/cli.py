@@ -26,7 +26,8 @@ examples:
   leaderboard evaluate --entry runs/clip --labels /data/FORB/metadata
 
 A killed run resumes where it stopped when the same command is run again: features,
-descriptors and the codebook are cached (default: .baseline-cache/<out name> beside --out).
+descriptors and the codebook are cached (default: .baseline-cache/ beside --out, shared by
+the runs written there).
 --weights random builds the same architecture with random weights: for tests and smoke runs
 only, and the entry says so loudly (the submission pipeline refuses it).
 """
@@ -70,8 +71,8 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=["auto", "fp16", "fp32"], default="auto",
                    help="neural baselines: auto = fp16 on GPU, fp32 on CPU")
     p.add_argument("--cache", type=Path, metavar="DIR",
-                   help="resumable cache folder (default: .baseline-cache/<out name> beside "
-                        "--out)")
+                   help="resumable cache folder (default: .baseline-cache/ beside --out, "
+                        "shared by the runs written there)")
     p.add_argument("--chunk-images", type=_positive, default=512, metavar="N",
                    help="images per cache chunk (default 512); a killed run loses at most "
                         "the chunk in progress")

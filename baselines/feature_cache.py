@@ -28,8 +28,8 @@ class ChunkedArrays:
         if info.is_file():
             stored = json.loads(info.read_text(encoding="utf-8"))
             if stored != json.loads(json.dumps(expected)):
-                raise BaselineDataError(f"{folder}: the cache was made for other inputs; delete it or "
-                                 "pass another --cache folder")
+                raise BaselineDataError(f"{folder}: the cache was made for other inputs; "
+                                        "delete it or pass another --cache folder")
         else:
             _atomic_write(info, (json.dumps(expected, indent=2) + "\n").encode())
 

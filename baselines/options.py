@@ -29,7 +29,10 @@ class RunOptions:
     def cache_dir(self) -> Path:
         if self.cache is not None:
             return self.cache
-        return self.out.parent / ".baseline-cache" / self.out.name
+        # One cache beside the entries, shared by every run there (forb-bow and
+        # forb-bow-rerank reuse the same SIFT, codebook and words); its subfolders are keyed
+        # by everything their contents depend on.
+        return self.out.parent / ".baseline-cache"
 
     def as_settings(self) -> dict:
         settings = asdict(self)

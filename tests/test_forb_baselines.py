@@ -74,8 +74,9 @@ def test_scaled_crop_equals_torchvision(size, crop):
     rng = np.random.default_rng(sum(size) + crop)
     image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     for scale in DATABASE_SCALES:
+        bicubic = transforms.InterpolationMode.BICUBIC
         expected = np.asarray(transforms.Compose([
-            transforms.Resize(int(crop * scale), interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.Resize(int(crop * scale), interpolation=bicubic),
             transforms.CenterCrop(crop)])(image))
         got = scaled_crop(image, crop, scale, Image.BICUBIC)
         assert got.shape == (crop, crop, 3)
