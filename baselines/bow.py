@@ -185,7 +185,8 @@ def train_codebook(sources: Sources, k: int, iterations: int, folder: Path, gpu:
     final = folder / "centroids.npy"
     state_path = folder / "kmeans.json"
     if final.is_file() and state_path.is_file():
-        return np.load(final), json.loads(state_path.read_text(encoding="utf-8"))
+        info = json.loads(state_path.read_text(encoding="utf-8"))
+        return np.load(final), {**info, "iterations_run_now": 0}
     total = int(sum(int(sources.stores[s].counts()[r]) for s, r in sources.rows))
     check_codebook_size(total, k)
     x = _training_matrix(sources, folder, f"{desc}: training data")
@@ -221,6 +222,7 @@ def train_codebook(sources: Sources, k: int, iterations: int, folder: Path, gpu:
             bar.update(1)
     _save_npy(final, centroids)
     _write_json(state_path, info)
+    info = {**info, "iterations_run_now": iterations - done}
     for leftover in folder.glob("centroids-iter*"):
         leftover.unlink()
     for leftover in folder.glob("kmeans.iter*.json"):
@@ -692,10 +694,11 @@ def run(spec, images: ForbImages, options: RunOptions, record: RunRecord) -> Ran
                             "iterations": options.kmeans_iterations, "seed": KMEANS_SEED,
                             "min_points": MIN_POINTS_PER_CENTROID})
     codebook_dir = cache_root / f"codebook-k{k}-{codebook_key}"
-    with record.stage("codebook k-means", options.kmeans_iterations, "iterations") as st:
+    with record.stage("codebook k-means", None, "iterations") as st:
         st.cached = (codebook_dir / "centroids.npy").is_file()
         centroids, kmeans_info = train_codebook(sources, k, options.kmeans_iterations,
                                                 codebook_dir, gpu, "codebook k-means")
+        st.items = kmeans_info.get("iterations_run_now", 0)
     settings["kmeans"]["training_descriptors"] = kmeans_info["training_descriptors"]
     settings["kmeans"]["final_objective"] = (kmeans_info["objective"] or [None])[-1]
 

@@ -64,7 +64,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=_positive, metavar="N",
                    help="images per batch (default 32 on GPU, 4 on CPU)")
     p.add_argument("--workers", type=_non_negative, metavar="N",
-                   help="data-loading / SIFT processes (default: CPU cores - 1, at most 16)")
+                   help="worker processes: image loading for the neural baselines (default: "
+                        "CPU cores - 1, at most 16), SIFT and RANSAC for BoW (default: every "
+                        "core)")
     p.add_argument("--top-k", type=_positive, default=PUBLISHED_TOP_K, metavar="K",
                    help=f"candidates per query (default {PUBLISHED_TOP_K} as published, "
                         f"at most {MAX_TOP_K})")

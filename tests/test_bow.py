@@ -364,7 +364,8 @@ def test_bow_and_rerank_end_to_end(dataset, shared_cache, tmp_path, monkeypatch)
     print(f"\nsynthetic FORB: {images.task.n_queries} queries, {n_all} database images, "
           f"{K_WORDS} words: mAP@1 BoW {bow_scores['mAP@1']:.4f}, BoW + rerank "
           f"{rerank_scores['mAP@1']:.4f}; t-mAP@1 {bow_scores['t-mAP@1']:.4f} vs "
-          f"{rerank_scores['t-mAP@1']:.4f} (chance {chance:.4f})")
+          f"{rerank_scores['t-mAP@1']:.4f} (chance {chance:.4f}); k-means on "
+          f"{plain_record.settings['bow']['kmeans']['training_descriptors']} descriptors")
     for record in (plain_record, rerank_record):
         print("  " + "; ".join(s.summary() for s in record.stages))
     assert bow_scores["mAP@1"] >= 0.6 > 20 * chance
