@@ -22,16 +22,8 @@ class ChunkedArrays:
         self.folder = folder
         self.n_items = n_items
         self.chunk_size = chunk_size
-        folder.mkdir(parents=True, exist_ok=True)
-        info = folder / "cache.json"
-        expected = {"n_items": n_items, "chunk_size": chunk_size, **description}
-        if info.is_file():
-            stored = json.loads(info.read_text(encoding="utf-8"))
-            if stored != json.loads(json.dumps(expected)):
-                raise BaselineDataError(f"{folder}: the cache was made for other inputs; "
-                                        "delete it or pass another --cache folder")
-        else:
-            _atomic_write(info, (json.dumps(expected, indent=2) + "\n").encode())
+        claim_cache_folder(folder, {"n_items": n_items, "chunk_size": chunk_size,
+                                    **description})
 
     @property
     def n_chunks(self) -> int:
@@ -61,7 +53,21 @@ class ChunkedArrays:
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def claim_cache_folder(folder: Path, inputs: dict) -> None:
+    """Create a cache folder described by ``inputs`` (its cache.json), or check that an
+    existing one was made for the same inputs, so stale results are never reused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = folder / "cache.json"
+    if info.is_file():
+        stored = json.loads(info.read_text(encoding="utf-8"))
+        if stored != json.loads(json.dumps(inputs)):
+            raise BaselineDataError(f"{folder}: this cache was made for other inputs; delete "
+                                    "it or pass another --cache folder")
+    else:
+        atomic_write(info, (json.dumps(inputs, indent=2) + "\n").encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

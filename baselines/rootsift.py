@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.errors import BaselineDataError
+from baselines.feature_cache import claim_cache_folder
 from baselines.progress import progress_bar
 
 SHORT_SIDE = 480
@@ -150,17 +151,8 @@ class FeatureStore:
         self.folder = Path(folder)
         self.n_images = n_images
         self.chunk_size = chunk_size
-        self.folder.mkdir(parents=True, exist_ok=True)
-        info = self.folder / "cache.json"
-        expected = {"n_images": self.n_images, "chunk_size": chunk_size,
-                    **FEATURE_SETTINGS, **(description or {})}
-        if info.is_file():
-            stored = json.loads(info.read_text(encoding="utf-8"))
-            if stored != json.loads(json.dumps(expected)):
-                raise BaselineDataError(f"{self.folder}: this feature cache was made for other "
-                                        "inputs; delete it or pass another --cache folder")
-        else:
-            _atomic_write(info, (json.dumps(expected, indent=2) + "\n").encode())
+        claim_cache_folder(self.folder, {"n_images": self.n_images, "chunk_size": chunk_size,
+                                         **FEATURE_SETTINGS, **(description or {})})
         self._chunks: OrderedDict[int, tuple] = OrderedDict()
         self._counts: np.ndarray | None = None
 
@@ -338,8 +330,3 @@ def _open_npy(path: Path, shape: tuple[int, int]) -> np.ndarray:
                                 "the chunk's files to recompute it")
     return array
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
