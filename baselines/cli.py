@@ -10,12 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from baselines.catalogue import BASELINES, get_baseline, published_rows
+from baselines.catalogue import BASELINES, get_baseline, published_mean, published_rows
 from baselines.errors import BaselineDataError, BaselineUsageError
 from baselines.options import MAX_TOP_K, PUBLISHED_TOP_K, RunOptions
 
 EXIT_OK, EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 0, 2, 3, 130
-INSTALL_HINT = "pip install -e '.[baselines]' (torch, timm, open_clip_torch, OpenCV, faiss)"
+INSTALL_HINT = ("pip install -e '.[baselines]' (torch, timm, open_clip_torch, OpenCV, faiss, "
+                "open3d, tifffile)")
 
 RUN_EPILOG = """\
 examples:
@@ -24,10 +25,15 @@ examples:
   leaderboard baseline run forb-dino-vit-s8 --data /data/FORB --board forb-subset \\
       --out runs/dino-subset --weights /models/dino_vits8.pth
   leaderboard evaluate --entry runs/clip --labels /data/FORB/metadata
+  leaderboard baseline run mvtec3d-rgb-fpfh-patchcore --data /data/mvtec_3d_anomaly_detection \
+      --out submissions/mvtec3d-ad/mvtec3d-rgb-fpfh-patchcore
+  leaderboard baseline run eyecandies-dino-vitb8-patchcore --data /data/Eyecandies \
+      --out runs/dino-eyecandies --categories CandyCane,Lollipop
 
 A killed run resumes where it stopped when the same command is run again: features,
-descriptors and the codebook are cached (default: .baseline-cache/ beside --out, shared by
-the runs written there).
+descriptors, the codebook, preprocessed scans and finished anomaly categories are cached
+(default: .baseline-cache/ beside --out, shared by the runs written there). The dataset
+itself is never modified.
 --weights random builds the same architecture with random weights: for tests and smoke runs
 only, and the entry says so loudly (the submission pipeline refuses it).
 """
@@ -52,15 +58,18 @@ def add_parser(sub) -> None:
     p.add_argument("name", choices=sorted(BASELINES), metavar="NAME",
                    help="baseline name (see `leaderboard baseline list`)")
     p.add_argument("--data", type=Path, required=True, metavar="ROOT",
-                   help="dataset root (FORB: the folder holding metadata/ and the image folders)")
+                   help="dataset root as its downloader lays it out (FORB: the folder holding "
+                        "metadata/ and the image folders; MVTec 3D-AD / Eyecandies: the folder "
+                        "holding the category folders)")
     p.add_argument("--out", type=Path, required=True, metavar="ENTRY_DIR",
                    help="entry folder to write (metadata.json, predictions, run.json)")
-    p.add_argument("--board", default="forb", help="board: forb (default) or forb-subset")
+    p.add_argument("--board", help="board (default: the baseline's first; FORB baselines "
+                   "also run on forb-subset)")
     p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda "
                    "when torch sees a GPU, else cpu)")
     p.add_argument("--weights", default="published", metavar="published|random|PATH",
                    help="published (default; fetched by timm/open_clip), a local checkpoint "
-                        "file, or random (smoke tests only)")
+                        "file, or random (smoke tests only); FPFH has no weights")
     p.add_argument("--batch-size", type=_positive, metavar="N",
                    help="images per batch (default 32 on GPU, 4 on CPU)")
     p.add_argument("--workers", type=_non_negative, metavar="N",
@@ -83,6 +92,33 @@ def add_parser(sub) -> None:
                         "CPU)")
     p.add_argument("--kmeans-iterations", type=_positive, default=20, metavar="N",
                    help="BoW: k-means iterations (default 20 as published)")
+    anomaly = p.add_argument_group("anomaly-detection baselines (MVTec 3D-AD, Eyecandies)")
+    anomaly.add_argument("--categories", type=_names, metavar="A,B",
+                         help="categories to run (default: every one the dataset root holds)")
+    anomaly.add_argument("--preprocess", action=argparse.BooleanOptionalAction,
+                         help="plane removal, square padding and largest-cluster cleaning of "
+                              "the point clouds, into the cache (default: on for MVTec 3D-AD "
+                              "as published, off for Eyecandies)")
+    anomaly.add_argument("--blur", choices=["published", "float"], default="published",
+                         help="map blur: published = sigma 4 on an 8-bit copy (maps quantised "
+                              "to 256 levels, as published); float = unquantised")
+    anomaly.add_argument("--max-train-samples", type=_positive, metavar="N",
+                         help="training scans per category (default: all on MVTec 3D-AD, 401 "
+                              "on Eyecandies and for M3DM's baseline, as their code ran)")
+    anomaly.add_argument("--eyecandies-light", default="image_4",
+                         choices=[f"image_{i}" for i in range(6)],
+                         help="Eyecandies RGB image: image_4 (left spotlight, what M3DM's code "
+                              "read; default) or image_5 (global light, what its text says)")
+    anomaly.add_argument("--eyecandies-background", choices=["published", "zero"],
+                         default="published",
+                         help="Eyecandies point clouds: published = background points collapse "
+                              "onto one point, as M3DM's conversion left them; zero = removed")
+    anomaly.add_argument("--coreset-fraction", type=_fraction, default=0.1, metavar="F",
+                         help="memory-bank coreset size as a fraction (default 0.1 as "
+                              "published; 1 keeps every patch)")
+    anomaly.add_argument("--seed", type=int, default=0,
+                         help="seed of the coreset's random projection (default 0; the "
+                              "published code left it unseeded)")
     p.set_defaults(func=cmd_run)
 
 
@@ -90,6 +126,20 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], not {value}")
     return value
 
 
@@ -105,13 +155,23 @@ def cmd_list(args) -> int:
         print(f"{spec.name}  ({spec.benchmark}: {', '.join(spec.boards)}; {spec.modality})")
         print(f"  method:   {spec.method}")
         print(f"  weights:  {spec.weights}")
-        for label, values in published_rows(spec, "forb-v1")[:1]:
-            overall = values.get("overall", {})
-            shown = ", ".join(f"{m} {v:.2f}" for m, v in overall.items() if v is not None)
-            print(f"  reproduces: \"{spec.published_method}\", FORB paper {label} "
-                  f"(overall {shown})")
+        print(f"  reproduces: {_reproduces(spec)}")
+        if spec.reference:
+            print(f"  also expected: {spec.reference}")
         print(f"  time:     {spec.gpu_time}; CPU: {spec.cpu_note}")
     return EXIT_OK
+
+
+def _reproduces(spec) -> str:
+    if not spec.published:
+        return spec.published_label
+    board_id = f"{spec.boards[0]}-v1"
+    headline = "overall" if spec.benchmark == "forb" else "mean"
+    tables = list(dict.fromkeys(label for label, _, _ in published_rows(spec, board_id)))
+    values = published_mean(spec, board_id, headline)
+    shown = ", ".join(f"{m} {v:.2f}" if spec.benchmark == "forb" else f"{m} {v:.3f}"
+                      for m, v in values.items())
+    return f"\"{spec.published_label}\", {', '.join(tables)} ({headline}: {shown})"
 
 
 def cmd_run(args) -> int:
@@ -121,7 +181,11 @@ def cmd_run(args) -> int:
         weights=args.weights, batch_size=args.batch_size, workers=args.workers,
         top_k=args.top_k, precision=args.precision, cache=args.cache,
         chunk_images=args.chunk_images,
-        codebook_size=args.codebook_size, kmeans_iterations=args.kmeans_iterations)
+        codebook_size=args.codebook_size, kmeans_iterations=args.kmeans_iterations,
+        categories=args.categories, preprocess=args.preprocess, blur=args.blur,
+        max_train_samples=args.max_train_samples, eyecandies_light=args.eyecandies_light,
+        eyecandies_background=args.eyecandies_background,
+        coreset_fraction=args.coreset_fraction, seed=args.seed)
     try:
         from baselines.runner import run_baseline
 
@@ -141,6 +205,6 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"wrote {out}")
-    print(f"score it with: leaderboard evaluate --entry {out} --labels "
-          f"{Path(args.data) / 'metadata'}")
+    labels = Path(args.data) / "metadata" if spec.benchmark == "forb" else Path(args.data)
+    print(f"score it with: leaderboard evaluate --entry {out} --labels {labels}")
     return EXIT_OK

@@ -1,16 +1,20 @@
 """Writing a baseline's output as an ordinary leaderboard entry: metadata.json, the
-predictions in the recommended format, and the run record."""
+predictions in the recommended format, and the run record.
+
+FORB baselines return ranked lists, written as one ``predictions.ndjson.gz``; anomaly
+baselines return one finished prediction file per category (kept in the cache so a run
+resumes), copied in as ``predictions-<category>.ndjson.gz``, each well under the size limit."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 from baselines.catalogue import BaselineSpec
 from baselines.devices import hardware_text
 from baselines.errors import BaselineUsageError
-from baselines.forb_data import ForbImages
 from baselines.run_record import RunRecord
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.forb.writers import RankedLists, write_predictions_file
@@ -42,6 +46,12 @@ def smoke_test_reasons(weights_kind: str, synthetic: bool) -> list[str]:
 
 
 def entry_metadata(spec: BaselineSpec, board: str, record: RunRecord, synthetic: bool) -> dict:
+    from evaluator.published import load_published
+
+    papers = {p.source.key: p.source.title for p in load_published()}
+    reproduces = (f"reproducing the \"{spec.published_label}\" row(s) of "
+                  f"\"{papers.get(spec.published_source, spec.published_source)}\""
+                  if spec.published else "with no published row to compare with")
     reasons = smoke_test_reasons(record.weights.get("kind", "none"), synthetic)
     method = spec.method + (f" [{SMOKE_TEST_TAG}: {', '.join(reasons)}]" if reasons else "")
     warning = (f"**{SMOKE_TEST_TAG}.** This run used {' and '.join(reasons)}: it only shows "
@@ -51,9 +61,9 @@ def entry_metadata(spec: BaselineSpec, board: str, record: RunRecord, synthetic:
         "method": method,
         "board": board,
         "authors": ["cv-leaderboards maintainers (bundled baseline)"],
-        "description": (f"{warning}Bundled baseline `{spec.name}`, reproducing the "
-                        f"\"{spec.published_method}\" row of the FORB paper. {spec.notes} "
-                        f"Weights: {weights}. Settings and timings are in run.json."),
+        "description": (f"{warning}Bundled baseline `{spec.name}`, {reproduces}. "
+                        f"{spec.notes} Weights: {weights}. Settings and timings are in "
+                        "run.json."),
         "paper_url": spec.paper_url,
         "code_url": spec.code_url,
         "license": "MIT",
@@ -65,15 +75,40 @@ def entry_metadata(spec: BaselineSpec, board: str, record: RunRecord, synthetic:
         "date": dt.date.today().isoformat(),
         "baseline": True,
         "command": record.command,
-    }
+    } | ({"modality": spec.modality, "shots": "full"} if spec.benchmark != "forb" else {})
 
 
-def write_entry(out: Path, spec: BaselineSpec, images: ForbImages, lists: RankedLists,
+class RankedPredictions:
+    """A FORB baseline's ranked lists, written as one predictions.ndjson.gz."""
+
+    def __init__(self, lists: RankedLists, task):
+        self.lists, self.task = lists, task
+
+    def write(self, out: Path, record: RunRecord) -> None:
+        with record.stage("write predictions", self.task.n_queries * 2, "lines"):
+            write_predictions_file(self.lists, self.task, out / PREDICTIONS_FILE)
+
+
+class CategoryFiles:
+    """An anomaly baseline's finished per-category files (kept in the cache so that a run
+    resumes), copied in as predictions-<category>.ndjson.gz: each is far below the 100 MB
+    limit, where one file for a whole dataset would not be."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def write(self, out: Path, record: RunRecord) -> None:
+        with record.stage("write predictions", len(self.paths), "files"):
+            for path in self.paths:
+                shutil.copyfile(path, out / f"predictions-{path.name}")
+
+
+def write_entry(out: Path, spec: BaselineSpec, board: str, synthetic: bool, predictions,
                 record: RunRecord) -> Path:
+    """``predictions``: RankedPredictions or CategoryFiles."""
     out.mkdir(parents=True, exist_ok=True)
-    with record.stage("write predictions", images.task.n_queries * 2, "lines"):
-        write_predictions_file(lists, images.task, out / PREDICTIONS_FILE)
-    metadata = entry_metadata(spec, images.board, record, images.synthetic)
+    predictions.write(out, record)
+    metadata = entry_metadata(spec, board, record, synthetic)
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     record.write(out)
     return out

@@ -9,11 +9,16 @@ PUBLISHED_TOP_K = 10
 MAX_TOP_K = 100  # the evaluator accepts at most 100 candidates per query
 
 
+FORB_ONLY = ("top_k", "chunk_images", "codebook_size", "kmeans_iterations")
+ANOMALY_ONLY = ("categories", "preprocess", "blur", "max_train_samples", "eyecandies_light",
+                "eyecandies_background", "coreset_fraction", "seed")
+
+
 @dataclass
 class RunOptions:
     data: Path
     out: Path
-    board: str = "forb"
+    board: str | None = None      # None: the baseline's first board
     device: str = "auto"          # resolved to "cpu" or "cuda[:N]" before a family runs
     weights: str = "published"    # "published", "random" or a checkpoint path
     batch_size: int | None = None  # images per forward batch; None: the family's default
@@ -24,6 +29,15 @@ class RunOptions:
     chunk_images: int = 512       # images per cache chunk: a kill loses at most one chunk
     codebook_size: int | None = None   # BoW: None means 1M words on GPU, 65,536 on CPU
     kmeans_iterations: int = 20
+    # Anomaly-detection baselines (MVTec 3D-AD, Eyecandies)
+    categories: list[str] | None = None    # None: every category the dataset root holds
+    preprocess: bool | None = None         # None: the dataset's published default
+    blur: str = "published"                # "published" (8-bit PIL) or "float"
+    max_train_samples: int | None = None   # None: the baseline's published default
+    eyecandies_light: str = "image_4"      # M3DM's code read image_4 (left spotlight)
+    eyecandies_background: str = "published"   # or "zero" (see baselines.eyecandies_cloud)
+    coreset_fraction: float = 0.1
+    seed: int = 0                          # the random projection's seed
 
     @property
     def cache_dir(self) -> Path:
@@ -34,8 +48,11 @@ class RunOptions:
         # by everything their contents depend on.
         return self.out.parent / ".baseline-cache"
 
-    def as_settings(self) -> dict:
+    def as_settings(self, benchmark: str = "forb") -> dict:
+        """The options that apply to a benchmark's baselines, for the run record."""
         settings = asdict(self)
+        for key in (ANOMALY_ONLY if benchmark == "forb" else FORB_ONLY):
+            settings.pop(key)
         for key in ("data", "out", "cache"):
             settings[key] = None if settings[key] is None else str(settings[key])
         settings["cache"] = str(self.cache_dir)

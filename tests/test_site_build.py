@@ -71,12 +71,13 @@ def test_rows_a_bundled_baseline_reproduces_show_its_command(site):
     out, views, _ = site
     forb = next(v for v in views if v.board.id == "forb-v1")
     linked = {r.method: r for r in forb.rows if r.reproduce}
-    assert set(linked) == {spec.published_method for spec in BASELINES.values()}
+    forb_specs = [s for s in BASELINES.values() if s.benchmark == "forb"]
+    assert set(linked) == {spec.published_label for spec in forb_specs}
     assert not any(r.reproduce for v in views for r in v.rows if r.kind == "recomputed")
     board_page = (out / "boards/forb-v1.html").read_text()
-    assert board_page.count("reproduce this row") == len(BASELINES)
-    for spec in BASELINES.values():
-        page = (out / (linked[spec.published_method].page[:-3] + ".html")).read_text()
+    assert board_page.count("reproduce this row") == len(forb_specs)
+    for spec in forb_specs:
+        page = (out / (linked[spec.published_label].page[:-3] + ".html")).read_text()
         assert "Reproduce this row" in page
         assert f"leaderboard baseline run {spec.name} --data FORB_ROOT" in page
     subset = next(v for v in views if v.board.id == "forb-subset-v1")
@@ -108,3 +109,24 @@ def test_text_from_submissions_is_escaped(site):
     entry = (out / "entries/forb-v1/forb-entry-3.html").read_text()
     title = entry.split("<title>")[1].split("</title>")[0]
     assert "<" not in title and title.startswith("Evil /titlescriptalert")
+
+
+def test_anomaly_rows_a_bundled_baseline_reproduces_show_its_command(site):
+    """M3DM's RGB-only rows (its "Ours"/"Only RGB"/"DINO ViT-B/8" RGB rows, never the cited
+    baselines' rows of the same name) link to the DINO ViT-B/8 PatchCore baseline."""
+    out, views, _ = site
+    for board_id, expected in (("mvtec3d-ad-v1", {
+            "PatchCore": "mvtec3d-rgb-wrn50-patchcore", "FPFH": "mvtec3d-fpfh-patchcore",
+            "PatchCore + FPFH": "mvtec3d-rgb-fpfh-patchcore",
+            "Ours": "mvtec3d-dino-vitb8-patchcore", "Only RGB": "mvtec3d-dino-vitb8-patchcore",
+            "DINO ViT-B/8": "mvtec3d-dino-vitb8-patchcore"}),
+            ("eyecandies-v1", {"Ours": "eyecandies-dino-vitb8-patchcore",
+                               "RGB": "eyecandies-dino-vitb8-patchcore"})):
+        view = next(v for v in views if v.board.id == board_id)
+        linked = [r for r in view.rows if r.reproduce]
+        assert {r.method: r.reproduce["baseline"] for r in linked} == expected
+        assert all(r.modality == "RGB" for r in linked if r.method in ("Ours", "RGB"))
+        for row in linked:
+            page = (out / (row.page[:-3] + ".html")).read_text()
+            assert f"--labels {row.reproduce['labels']}" in page
+            assert "ROOT/metadata" not in page

@@ -94,3 +94,23 @@ def resize_bilinear(values: np.ndarray, size: int) -> np.ndarray:
     # Interpolate along x first, then y, as torch's separable CPU kernel does.
     cols = values[:, x0] * (1 - wx)[None, :] + values[:, x1] * wx[None, :]
     return cols[y0] * (1 - wy)[:, None] + cols[y1] * wy[:, None]
+
+
+def encode_map(values: np.ndarray, dtype: str = "float16", compression: str | None = "zlib"
+               ) -> dict:
+    """The ``map`` object of a prediction line for a 2-D array: the inverse of decode_map.
+    Values that do not fit the dtype raise MapError rather than turning into infinities."""
+    if values.ndim != 2 or not 1 <= min(values.shape) <= max(values.shape) <= MAX_SIDE:
+        raise MapError(f"a map must be 2-D with sides 1 to {MAX_SIDE}, not {values.shape}")
+    array = np.ascontiguousarray(values, dtype=DTYPES[dtype])
+    if not np.isfinite(array).all():
+        raise MapError(f"the map does not fit {dtype} (largest magnitude "
+                       f"{float(np.abs(values).max()):.6g}) or holds NaN")
+    raw = array.tobytes()
+    if compression == "zlib":
+        raw = zlib.compress(raw, 6)
+    out = {"shape": list(array.shape), "dtype": dtype,
+           "data": base64.b64encode(raw).decode("ascii")}
+    if compression:
+        out["compression"] = compression
+    return out

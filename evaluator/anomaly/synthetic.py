@@ -4,17 +4,16 @@ The predictions use the masks, so they are never a leaderboard entry."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import io
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from evaluator.anomaly.datasets import DatasetLayout, MVTEC3D_LAYOUT
+from evaluator.anomaly.maps import encode_map
 
 DEFECTS = ("crack", "hole", "contamination")
 
@@ -63,13 +62,7 @@ def prediction_lines(samples: dict[str, np.ndarray], map_size: int = 224,
         amap = amap.astype(dtype)
         line = {"sample": sample, "score": round(float(amap.max() + rng.normal(0, 0.1)), 6)}
         if with_maps:
-            raw = amap.astype(amap.dtype.newbyteorder("<")).tobytes()
-            if compression == "zlib":
-                raw = zlib.compress(raw, 6)
-            line["map"] = {"shape": [map_size, map_size], "dtype": dtype,
-                           "data": base64.b64encode(raw).decode("ascii")}
-            if compression:
-                line["map"]["compression"] = compression
+            line["map"] = encode_map(amap, dtype, compression)
         yield line
 
 

@@ -142,8 +142,7 @@ def _reported_rows(published: list[PublishedResults], board: Board,
                         paper_url=source.source.url,
                         citation=f"{source.source.title}, {table.label}",
                         flags=list(row.flags),
-                        reproduce=_reproduction(source.source.key, row.method, benchmark,
-                                                board))
+                        reproduce=_reproduction(source.source.key, row, benchmark, board))
                 else:
                     merged[key].citation += f", {table.label}"
                 target = merged[key].values
@@ -154,14 +153,14 @@ def _reported_rows(published: list[PublishedResults], board: Board,
     return list(merged.values())
 
 
-def _reproduction(source_key: str, method: str, benchmark: str, board: Board) -> dict | None:
+def _reproduction(source_key: str, row, benchmark: str, board: Board) -> dict | None:
     """How to reproduce a published row with a bundled baseline (baselines/catalogue.py)."""
-    spec = reproducing(source_key, method, benchmark)
+    spec = reproducing(source_key, row.method, benchmark, row.setting, row.citation)
     if spec is None or board.name not in spec.boards:
         return None
     return {"baseline": spec.name, "command": spec.command(board.name),
             "entry": spec.command(board.name).rsplit(" --out ", 1)[1],
-            "gpu_time": spec.gpu_time, "weights": spec.weights}
+            "labels": spec.labels_hint, "gpu_time": spec.gpu_time, "weights": spec.weights}
 
 
 def _describe(setting: dict[str, str]) -> str | None:
