@@ -109,8 +109,9 @@ _EYECANDIES = (" Eyecandies: RGB is image_4 (the left spotlight, what M3DM's con
                "point cloud comes from the 16-bit depth, info_depth.yaml and pose as M3DM "
                "converted it, and at most 401 training scans per category are used, as "
                "M3DM's loop did.")
-_BTF_TIME = "estimate 20-40 min for all 10 categories (not measured here: no GPU)"
-_DINO_TIME = "estimate 10-20 min for all 10 categories (not measured here: no GPU)"
+_BTF_TIME = ("estimate: minutes for all 10 categories once the scans are preprocessed (a "
+             "one-time 1.5-2 h on 16 cores, cached); not measured on a GPU")
+_DINO_TIME = "estimate: minutes for all 10 categories (no preprocessing); not measured on a GPU"
 
 
 def _anomaly_specs():
@@ -174,9 +175,12 @@ def _anomaly_specs():
 
 
 def _cpu_note(kind: str) -> str:
-    return {"rgb": "feasible: a few hours for the whole test set on a many-core CPU",
-            "fpfh": "feasible: FPFH and preprocessing run on the CPU anyway",
-            "dino": "slow: about 1-2 s per scan for the ViT-B/8 on 2 cores"}[kind]
+    # Measured with perf/bench_anomaly_baselines.py on 2 cores; see the README.
+    return {"rgb": "slow: WRN-50-2 0.17 s per scan, but the greedy coreset takes about 30 min "
+                   "per category on 2 cores",
+            "fpfh": "slow: preprocessing 25 s per scan (DBSCAN) and the coreset dominate",
+            "dino": "slow: ViT-B/8 1 s per scan plus about 30 min of coreset per category on "
+                    "2 cores"}[kind]
 
 
 BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
