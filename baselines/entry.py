@@ -62,8 +62,8 @@ def entry_metadata(spec: BaselineSpec, board: str, record: RunRecord, synthetic:
         "board": board,
         "authors": ["cv-leaderboards maintainers (bundled baseline)"],
         "description": (f"{warning}Bundled baseline `{spec.name}`, {reproduces}. "
-                        f"{spec.notes} Weights: {weights}. Settings and timings are in "
-                        "run.json."),
+                        f"{spec.notes}{_choices(record)} Weights: {weights}. Settings and "
+                        "timings are in run.json."),
         "paper_url": spec.paper_url,
         "code_url": spec.code_url,
         "license": "MIT",
@@ -101,6 +101,23 @@ class CategoryFiles:
         with record.stage("write predictions", len(self.paths), "files"):
             for path in self.paths:
                 shutil.copyfile(path, out / f"predictions-{path.name}")
+
+
+def _choices(record: RunRecord) -> str:
+    """The published-or-corrected choices this run made, in words (anomaly baselines)."""
+    chosen = record.settings.get("patchcore")
+    if not chosen:
+        return ""
+    words = {"preprocess": "point-cloud preprocessing", "blur": "blur",
+             "eyecandies_light": "Eyecandies RGB", "eyecandies_background":
+             "Eyecandies background", "max_train_samples": "training scans per category at most"}
+    shown = [f"{label} {_word(chosen[key])}" for key, label in words.items()
+             if chosen.get(key) is not None]
+    return " This run: " + "; ".join(shown) + "." if shown else ""
+
+
+def _word(value) -> str:
+    return "on" if value is True else "off" if value is False else str(value)
 
 
 def write_entry(out: Path, spec: BaselineSpec, board: str, synthetic: bool, predictions,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 RUN_RECORD_FILE = "run.json"
 RUN_RECORD_VERSION = 1
-PACKAGES = ("cv-leaderboards", "numpy", "scipy", "pillow", "torch", "torchvision", "timm",
-            "open_clip_torch", "opencv-python-headless", "opencv-python", "faiss-cpu",
-            "faiss-gpu-cu12")
+PACKAGES = ("cv-leaderboards", "numpy", "scipy", "scikit-learn", "pillow", "torch",
+            "torchvision", "timm", "open_clip_torch", "opencv-python-headless", "opencv-python",
+            "faiss-cpu", "faiss-gpu-cu12", "open3d", "open3d-cpu", "tifffile", "pyyaml")
 
 
 def package_versions() -> dict[str, str]:

@@ -130,6 +130,11 @@ def test_preprocessing_removes_the_background_plane(geometric, tmp_path):
         assert valid_after.sum() > 0.05 * valid_before.sum()  # the object is not
         border = np.concatenate([valid_after[:10].ravel(), valid_after[-10:].ravel()])
         assert border.mean() < 0.05
+    # Another baseline beside it reuses the preprocessed scans instead of redoing them.
+    stamps = {p: p.stat().st_mtime_ns for p in cache.glob("preprocessed-*/*.npz")}
+    assert run("mvtec3d-rgb-fpfh-patchcore", geometric.root, tmp_path / "entry2", "--cache",
+               str(cache), "--categories", "bagel", "--weights", "random") == 0
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("preprocessed-*/*.npz")} == stamps
 
 
 # Every baseline runs and writes an entry the evaluator scores ---------------------------------
@@ -169,6 +174,9 @@ def test_run_record_says_which_published_quirks_were_kept(tiny_eyecandies, tmp_p
                "--eyecandies-background", "zero", "--blur", "float",
                "--eyecandies-light", "image_5") == 0
     settings = json.loads((entry / "run.json").read_text())["settings"]["patchcore"]
+    description = json.loads((entry / "metadata.json").read_text())["description"]
+    assert ("This run: point-cloud preprocessing off; blur float; Eyecandies RGB image_5; "
+            "Eyecandies background zero; training scans per category at most 401.") in description
     assert settings["eyecandies_background"] == "zero"
     assert settings["blur"] == "float" and settings["eyecandies_light"] == "image_5"
     assert settings["max_train_samples"] == 401 and settings["preprocess"] is False
