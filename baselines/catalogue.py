@@ -21,12 +21,14 @@ class PublishedRef:
 
     source: str                 # key of the paper in site/data/published
     method: str                 # the row's method name as printed
-    modality: str | None = None  # anomaly tables repeat "Ours" once per modality
+    variant: str | None = None  # the row's variant (None: the method's main setting)
+    modality: str | None = None
     cited: bool | None = None   # False: only the paper's own rows (no citation mark)
 
-    def matches(self, source_key: str, method: str, setting: dict, citation: str | None
-                ) -> bool:
+    def matches(self, source_key: str, method: str, setting: dict, citation: str | None,
+                variant: str | None = None) -> bool:
         return (source_key == self.source and method == self.method
+                and variant == self.variant
                 and (self.modality is None or setting.get("modality") == self.modality)
                 and (self.cited is None or self.cited == (citation is not None)))
 
@@ -160,10 +162,8 @@ def _anomaly_specs():
             name=f"{dataset}-dino-vitb8-patchcore", benchmark=benchmark, boards=(benchmark,),
             family="anomaly_patchcore", method="M3DM RGB branch (DINO ViT-B/8 PatchCore)",
             modality="RGB",
-            published=(PublishedRef("m3dm-2023", "Ours", modality="RGB", cited=False),
-                       PublishedRef("m3dm-2023", "Only RGB", modality="RGB"),
-                       PublishedRef("m3dm-2023", "DINO ViT-B/8", modality="RGB"),
-                       PublishedRef("m3dm-2023", "RGB", modality="RGB", cited=False)),
+            published=(PublishedRef("m3dm-2023", "M3DM",
+                                    variant="RGB only (DINO ViT-B/8 bank)"),),
             published_label="M3DM, RGB only (DINO ViT-B/8)",
             notes="M3DM's single RGB memory bank: DINO ViT-B/8 patch tokens (28 x 28 x 768) of "
                   "the original RGB squashed to 224, the bank normalised by its scalar mean "
@@ -270,17 +270,17 @@ def get_baseline(name: str) -> BaselineSpec:
 
 
 def published_rows(spec: BaselineSpec, board_id: str) -> list[tuple[str, str, dict]]:
-    """(table label, row method, values) of every published row this baseline reproduces on a
-    board id such as 'forb-v1'."""
+    """(table label, the row's printed label, values) of every published row this baseline
+    reproduces on a board id such as 'forb-v1'."""
     out = []
     for source in load_published():
         for table in source.tables:
             if table.board != board_id:
                 continue
             for row in table.rows:
-                if any(ref.matches(source.source.key, row.method, row.setting, row.citation)
-                       for ref in spec.published):
-                    out.append((table.label, row.method, row.values))
+                if any(ref.matches(source.source.key, row.method, row.setting, row.citation,
+                                   row.variant) for ref in spec.published):
+                    out.append((table.label, row.label, row.values))
     return out
 
 
@@ -295,11 +295,12 @@ def published_mean(spec: BaselineSpec, board_id: str, headline: str) -> dict[str
 
 
 def reproducing(source_key: str, method: str, benchmark: str, setting: dict | None = None,
-                citation: str | None = None) -> BaselineSpec | None:
+                citation: str | None = None, variant: str | None = None
+                ) -> BaselineSpec | None:
     """The bundled baseline that reproduces a published row, if any."""
     for spec in BASELINES.values():
         if spec.benchmark == benchmark and any(
-                ref.matches(source_key, method, setting or {}, citation)
+                ref.matches(source_key, method, setting or {}, citation, variant)
                 for ref in spec.published):
             return spec
     return None

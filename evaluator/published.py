@@ -31,7 +31,21 @@ class Source(BaseModel):
 class Row(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field(description="Method name as printed, without citation marks.")
+    @property
+    def label(self) -> str:
+        """The row's label as printed in the paper."""
+        return self.printed or self.method
+
+    method: str = Field(description="The method's name as it stands alone on a board: 'M3DM', "
+                        "never the paper's 'Ours' or 'Full dataset' (see printed).")
+    printed: str | None = Field(None, description="The row's label as the paper prints it, "
+                                "without citation marks, where it is not the method's name "
+                                "('Ours', 'w/ DLF', '5-shot').")
+    variant: str | None = Field(None, description="None for the method's main setting; "
+                                "otherwise what this row changes (an ablation, another "
+                                "backbone, a single modality). Variants are shown apart from "
+                                "the ranking, and rows of one method, setting and variant "
+                                "from several tables are one row on a board.")
     citation: str | None = Field(None, description="Citation as printed, e.g. '[1]'.")
     flags: list[Literal["upper-bound"]] = Field(
         default_factory=list, description="'upper-bound': the paper marks (†) that the "

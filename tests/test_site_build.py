@@ -112,21 +112,38 @@ def test_text_from_submissions_is_escaped(site):
 
 
 def test_anomaly_rows_a_bundled_baseline_reproduces_show_its_command(site):
-    """M3DM's RGB-only rows (its "Ours"/"Only RGB"/"DINO ViT-B/8" RGB rows, never the cited
-    baselines' rows of the same name) link to the DINO ViT-B/8 PatchCore baseline."""
+    """M3DM's RGB-only row (printed "Ours", "Only RGB", "DINO ViT-B/8" or "RGB" in its tables)
+    links to the DINO ViT-B/8 PatchCore baseline; the cited "RGB [2]" row does not."""
     out, views, _ = site
+    rgb_only = "RGB only (DINO ViT-B/8 bank)"
     for board_id, expected in (("mvtec3d-ad-v1", {
-            "PatchCore": "mvtec3d-rgb-wrn50-patchcore", "FPFH": "mvtec3d-fpfh-patchcore",
-            "PatchCore + FPFH": "mvtec3d-rgb-fpfh-patchcore",
-            "Ours": "mvtec3d-dino-vitb8-patchcore", "Only RGB": "mvtec3d-dino-vitb8-patchcore",
-            "DINO ViT-B/8": "mvtec3d-dino-vitb8-patchcore"}),
-            ("eyecandies-v1", {"Ours": "eyecandies-dino-vitb8-patchcore",
-                               "RGB": "eyecandies-dino-vitb8-patchcore"})):
+            ("PatchCore", None): "mvtec3d-rgb-wrn50-patchcore",
+            ("FPFH", None): "mvtec3d-fpfh-patchcore",
+            ("PatchCore + FPFH", None): "mvtec3d-rgb-fpfh-patchcore",
+            ("M3DM", rgb_only): "mvtec3d-dino-vitb8-patchcore"}),
+            ("eyecandies-v1", {("M3DM", rgb_only): "eyecandies-dino-vitb8-patchcore"})):
         view = next(v for v in views if v.board.id == board_id)
         linked = [r for r in view.rows if r.reproduce]
-        assert {r.method: r.reproduce["baseline"] for r in linked} == expected
-        assert all(r.modality == "RGB" for r in linked if r.method in ("Ours", "RGB"))
+        assert {(r.method, r.variant): r.reproduce["baseline"] for r in linked} == expected
         for row in linked:
             page = (out / (row.page[:-3] + ".html")).read_text()
             assert f"--labels {row.reproduce['labels']}" in page
             assert "ROOT/metadata" not in page
+
+
+def test_rows_are_methods_not_the_papers_labels(site):
+    """One row per method and setting: M3DM's main result, split over "Full dataset" (I-AUROC)
+    and "Ours" (AUPRO, P-AUROC) in the paper, is one ranked row; ablations are variants."""
+    _, views, _ = site
+    mvtec = next(v for v in views if v.board.id == "mvtec3d-ad-v1")
+    main = [r for r in mvtec.rows if mvtec.in_default_view(r)]
+    assert not {"Ours", "Full dataset", "w/ DLF", "Only PC"} & {r.method for r in mvtec.rows}
+    (m3dm,) = [r for r in main if r.method == "M3DM"]
+    assert m3dm.rank == 1 and m3dm.values["mean"] == {
+        "I-AUROC": 0.945, "AUPRO@0.3": 0.964, "P-AUROC": 0.992}
+    assert {"Ours", "Full dataset"} <= set(m3dm.printed)
+    variants = [r for r in mvtec.rows if r.variant]
+    assert all(r.rank is None for r in variants) and len(variants) >= 10
+    eyecandies = next(v for v in views if v.board.id == "eyecandies-v1")
+    assert [r.method for r in eyecandies.rows if r.rank == 1] == ["M3DM"]
+    assert sum(r.method == "M3DM" for r in eyecandies.rows if r.rank) == 1

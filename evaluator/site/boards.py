@@ -34,6 +34,12 @@ class Row:
     rank: int | None = None
     source: str | None = None     # recomputed rows: the entry folder, e.g. submissions/forb/x
     reproduce: dict | None = None  # reported rows a bundled baseline reproduces: its command
+    variant: str | None = None    # None: the method's main setting; else what the row changes
+    printed: list[str] = field(default_factory=list)  # the paper's own labels ("Ours", ...)
+
+    @property
+    def main(self) -> bool:
+        return self.variant is None
 
     @property
     def page(self) -> str:
@@ -58,6 +64,16 @@ class BoardView:
     @property
     def headline(self) -> str:
         return self.benchmark.info.headline_slice
+
+    @property
+    def default_filters(self) -> dict[str, str]:
+        """What the board shows before a reader picks anything: anomaly boards compare
+        methods trained on the full training set (few-shot rows are one filter away)."""
+        return {"shots": "full"} if self.benchmark.info.settings.get("shots") else {}
+
+    def in_default_view(self, row: Row) -> bool:
+        return row.main and all(getattr(row, key) in (None, value)
+                                for key, value in self.default_filters.items())
 
     def leader(self) -> Row | None:
         return self.rows[0] if self.rows and self.rows[0].rank == 1 else None
@@ -120,8 +136,10 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
 
 def _reported_rows(published: list[PublishedResults], board: Board,
                    benchmark: str) -> list[Row]:
-    """One row per method and setting of a paper on this board; a method reported in several
-    tables (e.g. difficulty columns in one, object types in another) becomes one row."""
+    """One row per method, setting and variant of a paper on this board: rows of several
+    tables (difficulty columns in one, object types in another; a method's I-AUROC in one
+    table and its AUPRO in another) become one row, whatever the paper printed as their
+    labels ("Ours", "Full dataset")."""
     merged: dict[tuple, Row] = {}
     for source in published:
         for table in source.tables:
@@ -130,32 +148,38 @@ def _reported_rows(published: list[PublishedResults], board: Board,
             scale = 0.01 if table.scale == "percent" else 1.0
             for row in table.rows:
                 setting = dict(row.setting)
-                key = (source.source.key, row.method, row.citation, tuple(sorted(setting.items())))
+                group = setting.pop("group", None)
+                key = (source.source.key, row.method, row.citation, row.variant,
+                       tuple(sorted(setting.items())))
                 if key not in merged:
                     merged[key] = Row(
                         key=f"{board.id}/reported/{source.source.key}/"
-                            f"{_slug(row.method, setting)}",
+                            f"{_slug(row.method, {**setting, 'variant': row.variant or ''})}",
                         method=row.method, kind="reported", values={},
                         modality=setting.pop("modality", None),
                         shots=setting.pop("shots", None),
-                        group=setting.pop("group", None) or _describe(setting),
+                        group=row.variant or group or _describe(setting),
+                        variant=row.variant,
                         paper_url=source.source.url,
                         citation=f"{source.source.title}, {table.label}",
                         flags=list(row.flags),
                         reproduce=_reproduction(source.source.key, row, benchmark, board))
                 else:
                     merged[key].citation += f", {table.label}"
-                target = merged[key].values
+                target = merged[key]
+                if row.label != row.method and row.label not in target.printed:
+                    target.printed.append(row.label)
                 for slice_name, values in row.values.items():
                     for metric, value in values.items():
-                        target.setdefault(slice_name, {}).setdefault(
+                        target.values.setdefault(slice_name, {}).setdefault(
                             metric, None if value is None else value * scale)
     return list(merged.values())
 
 
 def _reproduction(source_key: str, row, benchmark: str, board: Board) -> dict | None:
     """How to reproduce a published row with a bundled baseline (baselines/catalogue.py)."""
-    spec = reproducing(source_key, row.method, benchmark, row.setting, row.citation)
+    spec = reproducing(source_key, row.method, benchmark, row.setting, row.citation,
+                       row.variant)
     if spec is None or board.name not in spec.boards:
         return None
     return {"baseline": spec.name, "command": spec.command(board.name),
@@ -176,16 +200,23 @@ def _slug(method: str, setting: dict[str, str]) -> str:
 
 
 def _rank(view: BoardView) -> None:
-    """Sort by the primary metric on the headline slice (missing last); equal values share
-    a rank. Reported rows are ranked together with recomputed ones and marked apart."""
+    """The default view's ranking: the main setting of each method (variants and other shot
+    counts are not ranked) by the primary metric on the headline slice, best first; equal
+    values share a rank. Rows without the metric come next, unranked, then the rest. The
+    board's script re-ranks the same way for whatever slice, sort and filters a reader picks."""
     def value(row: Row) -> float | None:
         return row.values.get(view.headline, {}).get(view.primary)
 
-    view.rows.sort(key=lambda r: (value(r) is None, -(value(r) or 0.0), r.method))
+    def order(row: Row):
+        shown = view.in_default_view(row)
+        return (not shown, value(row) is None, -(value(row) or 0.0), row.method,
+                row.variant or "")
+
+    view.rows.sort(key=order)
     previous, rank = None, 0
     for position, row in enumerate(view.rows, start=1):
         current = value(row)
-        if current is None:
+        if current is None or not view.in_default_view(row):
             row.rank = None
             continue
         if current != previous:
@@ -195,9 +226,9 @@ def _rank(view: BoardView) -> None:
 
 
 def would_rank(view: BoardView | None, scores: dict) -> tuple[int | None, int]:
-    """The rank a new entry with ``scores`` would take on ``view`` (as :func:`_rank` ranks,
-    equal values sharing a rank) and the number of rows the board would then have."""
-    rows = view.rows if view else []
+    """The rank a new entry with ``scores`` would take in ``view``'s default ranking (as
+    :func:`_rank` ranks, equal values sharing a rank) and the number of ranked rows then."""
+    rows = [r for r in view.rows if view.in_default_view(r)] if view else []
     headline = view.headline if view else None
     value = scores.get(headline, {}).get(view.primary) if view else None
     if value is None:

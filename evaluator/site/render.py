@@ -110,6 +110,7 @@ def _row_data(view: BoardView, row: Row, path_to_root: str) -> dict:
         "paper": safe_url(row.paper_url), "code": safe_url(row.code_url),
         "citation": row.citation, "flags": row.flags, "values": row.values,
         "reproduce": row.reproduce["baseline"] if row.reproduce else None,
+        "variant": row.variant, "printed": row.printed, "key": row.key,
     }
 
 
