@@ -176,15 +176,16 @@ def _write_downloads(folder: Path, view: BoardView) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     metrics = [m.name for m in view.benchmark.info.metrics]
     slices = view.benchmark.slice_names()
-    fields = ["rank", "method", "kind", "baseline", "modality", "shots", "group", "date",
-              "paper_url", "code_url", "citation"]
+    fields = ["rank", "method", "variant", "printed_as", "kind", "baseline", "modality",
+              "shots", "group", "date", "paper_url", "code_url", "citation"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields + [f"{s}/{m}" for s in slices for m in metrics])
     rows_json = []
     for row in view.rows:
-        base = [row.rank, row.method, row.kind, row.baseline, row.modality, row.shots,
-                row.group, row.date, row.paper_url, row.code_url, row.citation]
+        base = [row.rank, row.method, row.variant, "; ".join(row.printed) or None, row.kind,
+                row.baseline, row.modality, row.shots, row.group, row.date, row.paper_url,
+                row.code_url, row.citation]
         values = [row.values.get(s, {}).get(m) for s in slices for m in metrics]
         writer.writerow(["" if v is None else v for v in base + values])
         rows_json.append({**dict(zip(fields, base)), "scores": row.values,
