@@ -359,9 +359,27 @@ def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
                 shown = 100 * value if metric.percent else value
                 cells.append(f"{shown:>{col}.{metric.decimals}f}")
         print(f"  {name:<{width}}" + "".join(cells))
+    _print_intervals(benchmark, evaluation)
     provenance = evaluation["provenance"]
     print(f"  predictions sha256 {provenance['predictions']['sha256']}, labels "
           f"{provenance['labels_digest'][:19]}..., evaluator {provenance['evaluator_version']}")
+
+
+def _print_intervals(benchmark: Benchmark, evaluation: dict) -> None:
+    """The headline slice's bootstrap intervals (aggregates; every slice's are in --json)."""
+    settings = evaluation.get("bootstrap")
+    headline = benchmark.info.headline_slice
+    found = (evaluation.get("intervals") or {}).get(headline)
+    if not settings or not found:
+        return
+    cells = []
+    for metric in benchmark.info.metrics:
+        if metric.name in found:
+            low, high = (100 * v if metric.percent else v for v in found[metric.name])
+            cells.append(f"{metric.name} [{low:.{metric.decimals}f}, {high:.{metric.decimals}f}]")
+    print(f"  {headline}, {100 * settings['level']:g} % bootstrap intervals "
+          f"({settings['resamples']} resamples by {settings['unit']}, seed {settings['seed']}): "
+          + ", ".join(cells))
 
 
 def _write_json(path: Path | None, evaluation: dict) -> None:

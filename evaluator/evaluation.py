@@ -3,7 +3,8 @@ score, and describe the result with its provenance.
 
 Order matters: the task (public lists) is read first, the predictions are validated fully,
 and only then are labels opened. Nothing label-derived leaves this module except aggregate
-scores, per-slice query counts and a digest.
+scores, per-slice query counts, a digest, and the ends of bootstrap intervals (per-query and
+per-image values are resampled here, while the labels are loaded, and never kept).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from evaluator.entries import (
     check_entry_tree,
     read_metadata,
 )
+from evaluator.metrics.bootstrap import Bootstrap, paired_intervals
+from evaluator.records import record_path
 from evaluator.registry import (
     Benchmark,
     Board,
@@ -33,7 +36,8 @@ from evaluator.registry import (
 from evaluator.run_records import RunRecordError, read_run_record, smoke_test_reasons
 from evaluator.validation.report import ValidationReport
 
-EVALUATION_SCHEMA = "leaderboard-evaluation/1"
+# /2 adds "bootstrap", "intervals" and "paired"; /1 records (without them) still verify.
+EVALUATION_SCHEMA = "leaderboard-evaluation/2"
 
 
 @dataclass
@@ -168,9 +172,21 @@ def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
     if directory is None or checked.arrays is None:
         return EntryEvaluation(board, checked, labels_missing=directory is None)
     key = f"{benchmark.info.name}/{entry_dir.name}"
+    # Paired intervals go into a new record only (an existing one is verified, never
+    # rewritten), and not into pull-request scoring, whose comment does not show them.
+    pairing = None if submission or record_path(entry_dir, board).exists() \
+        else recorded_siblings(entry_dir, board)
     evaluation = score_predictions(benchmark, board, data.task(benchmark, board), checked,
-                                   directory, entry_key=key)
+                                   directory, entry_key=key, siblings=pairing)
     return EntryEvaluation(board, checked, evaluation)
+
+
+def recorded_siblings(entry_dir: Path, board: Board) -> list[Path]:
+    """The other entries in the entry's benchmark folder that have a record for ``board``."""
+    here = entry_dir.resolve()
+    return [p for p in sorted(entry_dir.parent.iterdir())
+            if p.is_dir() and not p.is_symlink() and p.resolve() != here
+            and record_path(p, board).is_file()]
 
 
 def predictions_provenance(fmt: PredictionFormat, files: list[PredictionFile]) -> dict:
@@ -194,21 +210,65 @@ def predictions_provenance(fmt: PredictionFormat, files: list[PredictionFile]) -
 
 
 def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: CheckedPredictions,
-                      labels_dir: Path, entry_key: str | None = None) -> dict:
-    """Read labels, score, and return the evaluation document (what records and --json hold)."""
+                      labels_dir: Path, entry_key: str | None = None,
+                      siblings: list[Path] | None = None) -> dict:
+    """Read labels, score, and return the evaluation document (what records and --json hold).
+
+    ``siblings``: entries of the same board whose predictions this one is compared with,
+    paired, while the labels are loaded (None: no ``paired`` block)."""
     progress.status("reading labels", force=True)
     labels = benchmark.load_labels(board, labels_dir, task)
     progress.status("scoring", force=True)
     sheet = benchmark.score(board, task, checked.arrays, labels)
+    progress.status("bootstrap intervals", force=True)
+    resampled = benchmark.bootstrap(board, task, checked.arrays, labels)
+    paired = None
+    if resampled is not None and siblings is not None:
+        paired = {}
+        for sibling in siblings:
+            progress.status(f"paired intervals with {sibling.name}", force=True)
+            other = _sibling_bootstrap(benchmark, board, task, labels, sibling)
+            if other is not None:
+                paired[sibling.name] = paired_intervals(resampled, other)
     progress.clear()
     return evaluation_document(benchmark, board, sheet,
                                predictions_provenance(checked.fmt, checked.files),
-                               benchmark.labels_digest(labels), entry_key)
+                               benchmark.labels_digest(labels), entry_key,
+                               resampled=resampled, paired=paired)
+
+
+def _sibling_bootstrap(benchmark: Benchmark, board: Board, task: Any, labels: Any,
+                       entry_dir: Path) -> Bootstrap | None:
+    """Replicates of a recorded entry, when its predictions are still the ones its record
+    scored against these labels and still pass validation; None (no pair) otherwise."""
+    try:
+        record = json.loads(record_path(entry_dir, board).read_text(encoding="utf-8"))
+        provenance = record["provenance"]
+        if provenance["labels_digest"] != benchmark.labels_digest(labels):
+            return None
+        located = benchmark.locate_predictions(entry_dir)
+        if located is None or any(f.path.is_symlink() for f in located[1]):
+            return None
+        if (predictions_provenance(*located)["sha256"]
+                != provenance["predictions"]["sha256"]):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    checked = check_predictions(benchmark, entry_dir, task, ValidationReport())
+    if checked.arrays is None:
+        return None
+    return benchmark.bootstrap(board, task, checked.arrays, labels)
 
 
 def evaluation_document(benchmark: Benchmark, board: Board, sheet: ScoreSheet,
                         predictions: dict, labels_digest: str,
-                        entry_key: str | None = None) -> dict:
+                        entry_key: str | None = None, resampled: Bootstrap | None = None,
+                        paired: dict | None = None) -> dict:
+    uncertainty = {}
+    if resampled is not None:
+        uncertainty = {"bootstrap": resampled.settings, "intervals": resampled.intervals()}
+        if paired is not None:
+            uncertainty["paired"] = paired
     return {
         "schema": EVALUATION_SCHEMA,
         "benchmark": benchmark.info.name,
@@ -218,6 +278,7 @@ def evaluation_document(benchmark: Benchmark, board: Board, sheet: ScoreSheet,
         "scores": sheet.scores,
         "counts": sheet.counts,
         "curves": sheet.curves,
+        **uncertainty,
         "provenance": {
             "evaluator_version": __version__,
             "board": board.id,

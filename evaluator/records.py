@@ -1,6 +1,8 @@
 """Evaluation records: one JSON file per entry and board version, in the entry's ``records/``
-folder. A record is written once; evaluating the same inputs again must give the same scores,
-so a second evaluation either confirms the record or is refused as a conflict."""
+folder. A record is written once; evaluating the same inputs again must give the same scores
+(and, for records that have them, the same bootstrap intervals), so a second evaluation either
+confirms the record or is refused as a conflict. ``paired`` intervals depend on which other
+entries had records when the record was written, so they are never compared."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from evaluator.entries import RECORDS_DIR
+from evaluator.metrics.bootstrap import same_settings
 from evaluator.registry import Board
 
 # Scores recomputed on another machine may differ in the last bits of a float sum.
@@ -70,6 +73,12 @@ def _verify(path: Path, evaluation: dict) -> None:
     if not _same_scores(stored.get("scores"), evaluation["scores"]):
         raise RecordConflict(f"{path}: recomputing gives different scores for the same inputs; "
                              "a scoring change needs a new board version")
+    # Records written before intervals existed (leaderboard-evaluation/1) have none to check.
+    if "intervals" in stored and not (
+            same_settings(stored.get("bootstrap"), evaluation.get("bootstrap"))
+            and _same_intervals(stored["intervals"], evaluation.get("intervals"))):
+        raise RecordConflict(f"{path}: recomputing gives different bootstrap intervals for the "
+                             "same inputs; a change of the resampling needs a new board version")
 
 
 def _same_scores(old, new) -> bool:
@@ -85,5 +94,23 @@ def _same_scores(old, new) -> bool:
                 return False
             if value is not None and not math.isclose(value, before, rel_tol=0,
                                                       abs_tol=SCORE_TOLERANCE):
+                return False
+    return True
+
+
+def _same_intervals(old, new) -> bool:
+    """Same slices and metrics, and interval ends within SCORE_TOLERANCE."""
+    if not isinstance(old, dict) or not isinstance(new, dict) or old.keys() != new.keys():
+        return False
+    for slice_name, metrics in new.items():
+        stored = old[slice_name]
+        if not isinstance(stored, dict) or stored.keys() != metrics.keys():
+            return False
+        for metric, ends in metrics.items():
+            before = stored[metric]
+            if not isinstance(before, list) or len(before) != len(ends) or not all(
+                    isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=0,
+                                                                 abs_tol=SCORE_TOLERANCE)
+                    for a, b in zip(ends, before)):
                 return False
     return True

@@ -155,6 +155,12 @@ class Benchmark(ABC):
     def slice_names(self) -> list[str]:
         """Every slice a score sheet of this benchmark holds, in report order."""
 
+    def bootstrap(self, board: Board, task: Any, predictions: Any, labels: Any) -> Any:
+        """Bootstrap replicates of the metrics that get intervals (an
+        :class:`evaluator.metrics.bootstrap.Bootstrap`), or None where there are none.
+        Replicates stay in memory: only interval ends are stored."""
+        return None
+
     # Shared helpers -------------------------------------------------------------------------
 
     def board(self, name: str) -> Board:

@@ -130,6 +130,7 @@ def test_outputs_never_contain_label_content(tiny, tmp_path, capsys):
     predictions.write_text("\n".join(lines) + "\n")
     assert CANARY not in predictions.read_text()
     result = evaluate(tmp_path, predictions, meta)
+    assert result["intervals"]["overall"]  # bootstrap intervals are checked for canaries too
     # A broken label file must fail without quoting it.
     broken = tmp_path / "broken"
     shutil.copytree(meta, broken)

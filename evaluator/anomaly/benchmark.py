@@ -76,5 +76,8 @@ class AnomalyBenchmark(Benchmark):
     def score(self, board, task, predictions, labels) -> ScoreSheet:
         return ad_scoring.score(task, predictions, labels)
 
+    def bootstrap(self, board, task, predictions, labels):
+        return ad_scoring.bootstrap_replicates(task, predictions, labels, board.id)
+
     def slice_names(self) -> list[str]:
         return [*self.layout.categories, "mean"]

@@ -7,6 +7,7 @@ import numpy as np
 from evaluator.anomaly.labels import AnomalyLabels
 from evaluator.anomaly.predictions import AnomalyPredictions
 from evaluator.anomaly.task import AnomalyTask
+from evaluator.metrics import bootstrap
 from evaluator.metrics.anomaly import (
     Regions,
     auc_against_sorted_negatives,
@@ -50,8 +51,8 @@ def _score_category(task, predictions, labels, c_index):
 
 
 def _pixel_metrics(maps: np.ndarray, masks: np.ndarray):
-    ok_sorted = np.sort(maps[~masks])
-    positives_sorted = np.sort(maps[masks])
+    ok_sorted = np.sort(_sortable(maps[~masks]))
+    positives_sorted = np.sort(_sortable(maps[masks]))
     regions = Regions(masks, maps)
     metrics = {"P-AUROC": auc_against_sorted_negatives(ok_sorted, positives_sorted)}
     pro_plot: dict = {}
@@ -65,8 +66,189 @@ def _pixel_metrics(maps: np.ndarray, masks: np.ndarray):
     return metrics, roc_curve_points(ok_sorted, positives_sorted), pro_plot
 
 
+def _sortable(values: np.ndarray) -> np.ndarray:
+    """float16 scores as (exactly equal) float32: NumPy's default sort of float16 arrays
+    returns unsorted output on some CPUs (seen with NumPy 2.4.6 on an AMD EPYC, e.g. arrays
+    with repeated negative values), which would silently break every sorted search."""
+    return values.astype(np.float32) if values.dtype == np.float16 else values
+
+
 def _mean(values: list[float | None]) -> float | None:
     """Unweighted mean over categories; undefined if any category's value is."""
     if not values or any(v is None for v in values):
         return None
     return float(np.mean(values))
+
+
+# The exact PRO curve's bootstrap evaluates it at the distinct scores down to this FPR of the
+# full category (beyond the integration limit, so a replicate's curve still crosses it), at
+# most this many of them.
+EXACT_FPR_MARGIN = 0.5
+EXACT_MAX_THRESHOLDS = 4096
+# P-AUROC's pair counts use a dense (images x distinct positive scores) histogram up to this size.
+PAIR_DENSE_CELLS = 1 << 23
+
+BOOTSTRAP_NOTES = (
+    "Images are resampled with replacement within each category, stratified by image label "
+    "(good and anomalous images resampled separately, so both classes stay present); every "
+    "metric of a category uses the same resampled images, and a replicate of the mean is the "
+    "mean of the categories' replicates. I-AUROC and P-AUROC are recomputed exactly on each "
+    "replicate (P-AUROC from per-image-pair counts of correctly ordered pixel pairs). AUPRO is "
+    "bootstrapped conditionally on its thresholds, held at those of the full category: "
+    "AUPRO@0.3 at the protocol's 100 sampled thresholds (FPR = the replicate's share of "
+    "anomaly-free pixels ranked above the threshold's position), AUPRO@0.3-exact at the full "
+    "category's distinct scores down to FPR 0.5 (at most 4096 of them, evenly spaced, when "
+    "there are more); the curves' FPR and region overlap are reweighted by how often each "
+    "image was drawn. Categories with fewer than min_units test images have no interval, and "
+    "then neither has the mean.")
+
+
+def bootstrap_replicates(task: AnomalyTask, predictions: AnomalyPredictions,
+                         labels: AnomalyLabels, board_id: str,
+                         resamples: int = bootstrap.RESAMPLES) -> bootstrap.Bootstrap:
+    """Replicates of every metric of every category with at least MIN_UNITS test images,
+    and of their mean when every category has them."""
+    seed = bootstrap.board_seed(board_id)
+    replicates: bootstrap.Replicates = {}
+    for c_index, category in enumerate(task.categories):
+        positions = np.flatnonzero(task.category == c_index)
+        if len(positions) < bootstrap.MIN_UNITS:
+            continue
+        members = slice(positions[0], positions[-1] + 1)
+        anomalous = labels.labels[members].astype(bool)
+        counts = bootstrap.stratified_counts(
+            seed, category, {"good": np.flatnonzero(~anomalous),
+                             "anomalous": np.flatnonzero(anomalous)},
+            len(positions), resamples)
+        values: dict[str, np.ndarray | None] = {m: None for m in METRIC_NAMES}
+        if anomalous.any() and not anomalous.all():
+            values["I-AUROC"] = bootstrap.auc_replicates(predictions.scores[members], anomalous,
+                                                         counts)
+        if predictions.maps is not None:
+            values.update(_pixel_replicates(predictions.maps[members], labels.masks[members],
+                                            counts))
+        replicates[category] = values
+    if replicates and len(replicates) == len(task.categories):
+        replicates["mean"] = {}
+        for metric in METRIC_NAMES:
+            per_category = [replicates[c][metric] for c in task.categories]
+            replicates["mean"][metric] = (None if any(r is None for r in per_category)
+                                          else np.mean(per_category, axis=0))
+    return bootstrap.Bootstrap(bootstrap.settings(seed, "image", BOOTSTRAP_NOTES, resamples),
+                               replicates)
+
+
+def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray) -> dict:
+    n = len(maps)
+    flat_maps = maps.reshape(n, -1)
+    flat_masks = masks.reshape(n, -1)
+    n_pos = flat_masks.sum(axis=1).astype(np.float64)
+    n_neg = flat_masks.shape[1] - n_pos
+    out: dict[str, np.ndarray | None] = {}
+    if not n_pos.sum() or not n_neg.sum():
+        return out
+    negatives = [np.sort(_sortable(amap[~mask])) for amap, mask in zip(flat_maps, flat_masks)]
+    out["P-AUROC"] = bootstrap.pair_count_auc(_ordered_pairs(maps, masks, negatives),
+                                              n_pos, n_neg, counts)
+    regions = Regions(masks, maps)
+    if regions.count:
+        region_counts = np.bincount(regions.image, minlength=n).astype(np.float64)
+        ok_sorted = np.sort(np.concatenate(negatives), kind="stable")  # merges sorted runs
+        out["AUPRO@0.3"] = _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts,
+                                          counts)
+        out["AUPRO@0.3-exact"] = _exact_aupro(negatives, ok_sorted, n_neg, regions,
+                                              region_counts, counts)
+    return out
+
+
+def _ordered_pairs(maps: np.ndarray, masks: np.ndarray, negatives: list[np.ndarray]):
+    """pairs[i, j]: (positive pixel of image i, negative pixel of image j) pairs where the
+    positive scores higher, plus one half per tie (exact: integers and halves). Positive
+    pixels are grouped by distinct value, which float16 maps have few of."""
+    n = len(maps)
+    owner = np.repeat(np.arange(n), masks.reshape(n, -1).sum(axis=1))
+    values, inverse = np.unique(_sortable(maps[masks]), return_inverse=True)
+    inverse = inverse.ravel()
+    u = len(values)
+    dense = n * u <= PAIR_DENSE_CELLS
+    if dense:  # positives of image i per distinct value
+        hist = np.bincount(owner * u + inverse, minlength=n * u).reshape(n, u).astype(np.float64)
+    pairs = np.zeros((n, n))
+    for j, negative in enumerate(negatives):
+        twice = (np.searchsorted(negative, values, side="left")
+                 + np.searchsorted(negative, values, side="right")).astype(np.float64)
+        pairs[:, j] = (hist @ twice if dense
+                       else np.bincount(owner, weights=twice[inverse], minlength=n)) / 2
+    return pairs
+
+
+def _region_table(regions: Regions, thresholds: np.ndarray, side: str, n: int) -> np.ndarray:
+    """(images, thresholds): the summed overlap of each image's regions with the pixels
+    scoring above each (ascending) threshold: strictly above with side='left', at least
+    it with side='right'."""
+    t = len(thresholds)
+    passed = np.searchsorted(thresholds, regions.scores, side=side)
+    hist = np.bincount(regions.ids * (t + 1) + passed,
+                       minlength=regions.count * (t + 1)).reshape(regions.count, t + 1)
+    above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    overlap = above / regions.sizes[:, None]
+    table = np.zeros((n, t))
+    np.add.at(table, regions.image, overlap)
+    return table
+
+
+def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend_origin):
+    """Weighted curves (thresholds ascending, so FPR descending) -> AUPRO@0.3 per replicate."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fprs = (counts @ fpr_table) / (counts @ n_neg)[:, None]
+        pros = (counts @ pro_table) / (counts @ region_counts)[:, None]
+    b = len(counts)
+    parts_x = [fprs[:, ::-1], np.ones((b, 1))]
+    parts_y = [pros[:, ::-1], np.ones((b, 1))]
+    if prepend_origin:
+        parts_x.insert(0, np.zeros((b, 1)))
+        parts_y.insert(0, np.zeros((b, 1)))
+    x, y = np.concatenate(parts_x, axis=1), np.concatenate(parts_y, axis=1)
+    # Rows are non-decreasing in x: columns after the first one every row has past the limit
+    # add nothing to any area.
+    past = np.flatnonzero((x >= PRO_LIMIT).all(axis=0))
+    if len(past):
+        x, y = x[:, :past[0] + 1], y[:, :past[0] + 1]
+    areas = bootstrap.area_up_to(x, y, PRO_LIMIT) / PRO_LIMIT
+    return np.where(np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=1), areas, np.nan)
+
+
+def _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
+    """The protocol's 100 thresholds t = ok_sorted[p] at positions p of the category's sorted
+    anomaly-free scores; FPR at p is the share of anomaly-free pixels sorted after position p.
+    Image j's part of that: its pixels above t, plus its part of the pixels tied with t that
+    a stable sort of the images' pixels (in image order) puts after p."""
+    positions = np.linspace(0, len(ok_sorted) - 1, num=100, dtype=int)
+    thresholds = ok_sorted[positions]
+    at_most = np.stack([np.searchsorted(neg, thresholds, side="right") for neg in negatives])
+    below = np.stack([np.searchsorted(neg, thresholds, side="left") for neg in negatives])
+    ties = at_most - below
+    after_ties = at_most.sum(axis=0) - 1 - positions  # tied pixels sorted after position p
+    later_images = np.cumsum(ties[::-1], axis=0)[::-1] - ties  # ties of images after j
+    tied_after = np.clip(after_ties[None, :] - later_images, 0, ties)
+    fpr_table = (n_neg[:, None] - at_most + tied_after).astype(np.float64)
+    pro_table = _region_table(regions, thresholds, "left", len(negatives))
+    return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
+                            prepend_origin=False)
+
+
+def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
+    """The exact curve's points (FPR = share of anomaly-free pixels scoring at least the
+    value, PRO likewise) at the full category's distinct scores down to EXACT_FPR_MARGIN."""
+    floor = ok_sorted[max(0, len(ok_sorted) - int(np.floor(EXACT_FPR_MARGIN * len(ok_sorted)))
+                          - 1)]
+    tail = ok_sorted[np.searchsorted(ok_sorted, floor, "left"):]
+    tail = tail[np.concatenate([[True], tail[1:] != tail[:-1]])]  # sorted: distinct by diff
+    values = np.union1d(tail, regions.scores[regions.scores >= floor])
+    if len(values) > EXACT_MAX_THRESHOLDS:
+        values = values[np.linspace(0, len(values) - 1, EXACT_MAX_THRESHOLDS).astype(int)]
+    fpr_table = np.stack([len(neg) - np.searchsorted(neg, values, side="left")
+                          for neg in negatives]).astype(np.float64)
+    pro_table = _region_table(regions, values, "right", len(negatives))
+    return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
+                            prepend_origin=True)

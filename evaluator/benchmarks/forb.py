@@ -97,5 +97,8 @@ class Forb(Benchmark):
     def score(self, board: Board, task, predictions, labels) -> ScoreSheet:
         return forb_scoring.score(task, predictions, labels)
 
+    def bootstrap(self, board: Board, task, predictions, labels):
+        return forb_scoring.bootstrap_replicates(task, predictions, labels, board.id)
+
     def slice_names(self) -> list[str]:
         return forb_scoring.slice_names()

@@ -8,6 +8,7 @@ import numpy as np
 from evaluator.forb.labels import DIFFICULTIES, ForbLabels
 from evaluator.forb.predictions import RetrievalPredictions
 from evaluator.forb.task import OBJECT_TYPES, ForbTask
+from evaluator.metrics import bootstrap
 from evaluator.metrics.retrieval import (
     TMAP_FPRS,
     average_precision_at_k,
@@ -78,3 +79,44 @@ def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels)
         curves={"t-mAP": {"fpr": [float(f) for f in TMAP_FPRS], "threshold": thresholds,
                           "slices": curve_values}},
     )
+
+
+BOOTSTRAP_NOTES = (
+    "Queries are resampled with replacement within each slice (independently per slice); a "
+    "replicate's value is the slice mean of the per-query values. t-mAP is bootstrapped "
+    "conditionally on its 11 thresholds: they stay those of the full OOD query set, and each "
+    "query contributes its AP@k averaged over them. Paired intervals (entry A - entry B) use "
+    "the same resampled queries for both entries. Slices with fewer than min_units queries "
+    "have no interval.")
+
+
+def per_query_values(task: ForbTask, predictions: RetrievalPredictions,
+                     labels: ForbLabels) -> np.ndarray:
+    """(queries, metrics) in METRIC_NAMES order: each query's AP@k, and its AP@k averaged over
+    the t-mAP thresholds, whose slice means are the reported mAP@k and t-mAP@k. Never stored
+    or printed: only bootstrap aggregates of it leave the evaluator."""
+    width = min(max(KS), predictions.candidates.shape[1])
+    candidates = predictions.candidates[:, :width]
+    scores = predictions.scores[:, :width]
+    relevant = relevance(candidates, labels.gt_query, labels.gt_ids)
+    valid = candidates >= 0
+    thresholds = ood_thresholds(predictions.ood_top_scores)
+    columns = {}
+    for k in KS:
+        columns[f"mAP@{k}"] = average_precision_at_k(relevant, valid, labels.n_gt, k)
+        columns[f"t-mAP@{k}"] = np.mean([
+            average_precision_at_k(relevant, valid & (scores >= t), labels.n_gt, k)
+            for t in thresholds], axis=0)
+    return np.stack([columns[m] for m in METRIC_NAMES], axis=1)
+
+
+def bootstrap_replicates(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels,
+                         board_id: str,
+                         resamples: int = bootstrap.RESAMPLES) -> bootstrap.Bootstrap:
+    """Replicates of every metric of every slice with at least MIN_UNITS queries."""
+    seed = bootstrap.board_seed(board_id)
+    values = per_query_values(task, predictions, labels)
+    replicates = bootstrap.slice_means(values, slice_membership(task, labels), METRIC_NAMES,
+                                       seed, resamples)
+    return bootstrap.Bootstrap(bootstrap.settings(seed, "query", BOOTSTRAP_NOTES, resamples),
+                               replicates)
