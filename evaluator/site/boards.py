@@ -36,6 +36,7 @@ class Row:
     reproduce: dict | None = None  # reported rows a bundled baseline reproduces: its command
     variant: str | None = None    # None: the method's main setting; else what the row changes
     printed: list[str] = field(default_factory=list)  # the paper's own labels ("Ours", ...)
+    publication: dict | None = None  # reported rows: the paper (title, authors, venue, url)
 
     @property
     def main(self) -> bool:
@@ -160,6 +161,7 @@ def _reported_rows(published: list[PublishedResults], board: Board,
                         shots=setting.pop("shots", None),
                         group=row.variant or group or _describe(setting),
                         variant=row.variant,
+                        publication=source.source.model_dump(),
                         paper_url=source.source.url,
                         citation=f"{source.source.title}, {table.label}",
                         flags=list(row.flags),

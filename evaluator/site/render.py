@@ -23,6 +23,8 @@ from evaluator import __version__
 from evaluator.registry import benchmarks
 from evaluator.schemas import write_schemas
 from evaluator.site.boards import BoardView, Row, collect
+from evaluator.site.compare import compare_data
+from evaluator.site.compare import page_url as compare_url
 from evaluator.site.formatting import escape, format_value, plain_title, safe_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,11 +50,16 @@ def render_sources(work: Path, submissions: Path) -> list[BoardView]:
                 version=__version__)
     for view in views:
         pages.write(f"boards/{view.board.id}.md", "board.md.j2", view=view,
-                    data=_board_data(view), path_to_root="../")
+                    data=_board_data(view), path_to_root="../",
+                    compare_page=compare_url(view, "../"))
         for row in view.rows:
             pages.write(row.page, "entry.md.j2", view=view, row=row,
                         path_to_root="../" * row.page.count("/"),
-                        curves_file=_write_entry_curves(docs, view, row))
+                        curves_file=_write_entry_curves(docs, view, row),
+                        compare_page=compare_url(view, "../" * row.page.count("/"), row))
+        # Two entries side by side (compare/<board id>.html?a=<row>&b=<row>); not in the nav.
+        pages.write(f"compare/{view.board.id}.md", "compare.md.j2", view=view,
+                    data=compare_data(view), path_to_root="../")
         _write_downloads(docs / "downloads", view)
     for benchmark in benchmarks():
         pages.write(f"protocols/{benchmark.info.name}.md", "protocol.md.j2", benchmark=benchmark)
@@ -111,27 +118,50 @@ def _row_data(view: BoardView, row: Row, path_to_root: str) -> dict:
         "citation": row.citation, "flags": row.flags, "values": row.values,
         "reproduce": row.reproduce["baseline"] if row.reproduce else None,
         "variant": row.variant, "printed": row.printed, "key": row.key,
+        # Recomputed rows: the entry folder's name (what records' "paired" blocks name) and
+        # the 95 % bootstrap intervals, intervals[slice][metric] = [low, high] (fractions).
+        "entry": row.source.rsplit("/", 1)[-1] if row.source else None,
+        "intervals": (row.record or {}).get("intervals"),
+        "compare_url": compare_url(view, path_to_root, row),
     }
 
 
 def _board_data(view: BoardView) -> dict:
+    """What a board page's script needs: the rows, metrics and slices, the filters the board
+    starts with, the settings its rows take (a filter with one value is not shown) and the
+    t-mAP curves of the top recomputed entries (keyed by row, so charts follow the filters)."""
     info = view.benchmark.info
     # Board pages plot t-mAP curves; per-category ROC/PRO curves live on entry pages only.
     curves = []
     for row in [r for r in view.rows if r.record and "t-mAP" in r.record["curves"]][:CURVE_ROWS]:
-        curves.append({"method": row.method, "curves": _plot_curves(row.record)})
+        curves.append({"key": row.key, "method": row.method, "curves": _plot_curves(row.record)})
     return {
         "board": view.board.id,
+        "title": f"{view.board.title} v{view.board.version}",
+        "evaluatorVersion": __version__,
         "primary": info.primary_metric,
         "headline": info.headline_slice,
         "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
                     for m in info.metrics],
         "slices": view.benchmark.slice_names(),
         "settings": bool(info.settings.get("modalities")),
+        "defaults": view.default_filters,
+        "choices": _setting_choices(view),
         "rows": [_row_data(view, row, "../") for row in view.rows],
         "curves": curves,
         **_comparison(info.settings),
     }
+
+
+def _setting_choices(view: BoardView) -> dict[str, list[str]]:
+    """The values of each setting the board's rows take, in the benchmark's order."""
+    settings = view.benchmark.info.settings
+    out = {}
+    for key, order in (("modality", settings.get("modalities")), ("shots", settings.get("shots"))):
+        if order:
+            present = {getattr(r, key) for r in view.rows} - {None}
+            out[key] = [v for v in order if v in present] + sorted(present - set(order))
+    return out
 
 
 def _comparison(settings: dict) -> dict:
@@ -189,6 +219,7 @@ def _write_downloads(folder: Path, view: BoardView) -> None:
         values = [row.values.get(s, {}).get(m) for s in slices for m in metrics]
         writer.writerow(["" if v is None else v for v in base + values])
         rows_json.append({**dict(zip(fields, base)), "scores": row.values,
+                          "intervals": (row.record or {}).get("intervals"),
                           "provenance": (row.record or {}).get("provenance")})
     (folder / f"{view.board.id}.csv").write_text(buffer.getvalue(), encoding="utf-8")
     (folder / f"{view.board.id}.json").write_text(json.dumps(
@@ -209,7 +240,6 @@ def _mkdocs_config(views: list[BoardView]) -> str:
         {"Protocols": [{b.info.title: f"protocols/{b.info.name}.md"} for b in benchmarks()]},
         {"Downloads": "downloads.md"},
         {"Versions": "versions.md"},
-        {"Maintainers": "maintainers.md"},
-    ]
+    ]  # the maintainer guide is linked from "How to submit" (not_in_nav in mkdocs.yml)
     config = {"INHERIT": str(REPO / "mkdocs.yml"), "docs_dir": "docs", "nav": nav}
     return json.dumps(config, indent=1)  # JSON is valid YAML
