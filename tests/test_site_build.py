@@ -4,6 +4,7 @@ print them; downloads; no page over 1 MB; text from submissions escaped."""
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import pytest
@@ -152,3 +153,15 @@ def test_rows_are_methods_not_the_papers_labels(site):
     eyecandies = next(v for v in views if v.board.id == "eyecandies-v1")
     assert [r.method for r in eyecandies.rows if r.rank == 1] == ["M3DM"]
     assert sum(r.method == "M3DM" for r in eyecandies.rows if r.rank) == 1
+
+
+def test_rows_a_paper_quotes_from_a_reference_say_so_when_cited(site):
+    out, views, _ = site
+    mvtec = next(v for v in views if v.board.id == "mvtec3d-ad-v1")
+    (ast,) = [r for r in mvtec.rows if r.method == "AST"]
+    page = html.unescape((out / (ast.page[:-3] + ".html")).read_text())
+    assert "quotes these numbers from its reference [9]" in page
+    (m3dm,) = [r for r in mvtec.rows if r.method == "M3DM" and r.rank == 1]
+    page = html.unescape((out / (m3dm.page[:-3] + ".html")).read_text())
+    assert "The numbers on this page are the paper's own" in page
+    assert "Yue Wang and Jinlong Peng" in page  # the BibTeX names the paper's authors

@@ -37,6 +37,7 @@ class Row:
     variant: str | None = None    # None: the method's main setting; else what the row changes
     printed: list[str] = field(default_factory=list)  # the paper's own labels ("Ours", ...)
     publication: dict | None = None  # reported rows: the paper (title, authors, venue, url)
+    cited_as: str | None = None   # reported rows the paper quotes from a reference, e.g. "[9]"
 
     @property
     def main(self) -> bool:
@@ -162,6 +163,7 @@ def _reported_rows(published: list[PublishedResults], board: Board,
                         group=row.variant or group or _describe(setting),
                         variant=row.variant,
                         publication=source.source.model_dump(),
+                        cited_as=row.citation,
                         paper_url=source.source.url,
                         citation=f"{source.source.title}, {table.label}",
                         flags=list(row.flags),
