@@ -51,3 +51,9 @@ def make_submissions(root: Path) -> Path:
 def _metadata(entry: Path, **fields) -> None:
     entry.mkdir(parents=True, exist_ok=True)
     (entry / "metadata.json").write_text(json.dumps({**ENTRY_METADATA, **fields}))
+
+
+# Flags that keep chromium from calling home (this machine has no network beyond registries).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--disable-default-apps", "--disable-extensions"]

@@ -17,15 +17,12 @@ from pathlib import Path
 import pytest
 
 from evaluator.site.render import build
-from tests.site_fixtures import HOSTILE_NAME, make_submissions
+from tests.site_fixtures import CHROMIUM_ARGS, HOSTILE_NAME, make_submissions
 
 pytest.importorskip("mkdocs", reason="the site needs mkdocs-material (pip install -e '.[test]')")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic", "--disable-default-apps", "--disable-extensions"]
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from evaluator.site.render import build
-from tests.site_fixtures import make_submissions
+from tests.site_fixtures import CHROMIUM_ARGS, make_submissions
 
 playwright_api = pytest.importorskip("playwright.sync_api",
                                      reason="pip install -e '.[test]' installs playwright")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
-# Flags that keep chromium from calling home (this machine has no network beyond registries).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic", "--disable-default-apps", "--disable-extensions"]
 BOARDS = ["forb-v1", "forb-subset-v1", "mvtec3d-ad-v1", "eyecandies-v1"]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "

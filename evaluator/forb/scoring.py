@@ -40,17 +40,21 @@ def slice_membership(task: ForbTask, labels: ForbLabels) -> dict[str, np.ndarray
     return masks
 
 
-def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels) -> ScoreSheet:
-    """mAP@k on the full lists and t-mAP@k over FORB's 11 OOD thresholds, for every slice."""
-    # Scores are validated non-increasing, so every threshold keeps a prefix of each list and
-    # only the first max(KS) columns can be ranked within k: the rest never count.
+def _scored_prefix(predictions: RetrievalPredictions, labels: ForbLabels):
+    """(scores, relevant, valid, t-mAP thresholds) of the columns that can count.
+
+    Scores are validated non-increasing, so every threshold keeps a prefix of each list and
+    only the first max(KS) columns can be ranked within k: the rest never count."""
     width = min(max(KS), predictions.candidates.shape[1])
     candidates = predictions.candidates[:, :width]
-    scores = predictions.scores[:, :width]
     relevant = relevance(candidates, labels.gt_query, labels.gt_ids)
-    valid = candidates >= 0
-    thresholds = ood_thresholds(predictions.ood_top_scores)
+    return (predictions.scores[:, :width], relevant, candidates >= 0,
+            ood_thresholds(predictions.ood_top_scores))
 
+
+def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels) -> ScoreSheet:
+    """mAP@k on the full lists and t-mAP@k over FORB's 11 OOD thresholds, for every slice."""
+    scores, relevant, valid, thresholds = _scored_prefix(predictions, labels)
     masks = slice_membership(task, labels)
     names = list(masks)
     # One row per slice: averaging is a matrix product with the normalised membership.
@@ -95,12 +99,7 @@ def per_query_values(task: ForbTask, predictions: RetrievalPredictions,
     """(queries, metrics) in METRIC_NAMES order: each query's AP@k, and its AP@k averaged over
     the t-mAP thresholds, whose slice means are the reported mAP@k and t-mAP@k. Never stored
     or printed: only bootstrap aggregates of it leave the evaluator."""
-    width = min(max(KS), predictions.candidates.shape[1])
-    candidates = predictions.candidates[:, :width]
-    scores = predictions.scores[:, :width]
-    relevant = relevance(candidates, labels.gt_query, labels.gt_ids)
-    valid = candidates >= 0
-    thresholds = ood_thresholds(predictions.ood_top_scores)
+    scores, relevant, valid, thresholds = _scored_prefix(predictions, labels)
     columns = {}
     for k in KS:
         columns[f"mAP@{k}"] = average_precision_at_k(relevant, valid, labels.n_gt, k)
