@@ -63,8 +63,13 @@ def _verify(path: Path, evaluation: dict) -> None:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordConflict(f"{path}: the stored record cannot be read ({exc})") from None
-    old, new = stored.get("provenance", {}), evaluation["provenance"]
-    if old.get("predictions", {}).get("sha256") != new["predictions"]["sha256"]:
+    # A hand-edited record may have any shape: refuse it as a conflict, never crash on it.
+    old = stored.get("provenance") if isinstance(stored, dict) else None
+    if not isinstance(old, dict) or not isinstance(old.get("predictions"), dict):
+        raise RecordConflict(f"{path}: the stored record is not an evaluation record (no "
+                             "provenance object); merged records are never edited by hand")
+    new = evaluation["provenance"]
+    if old["predictions"].get("sha256") != new["predictions"]["sha256"]:
         raise RecordConflict(f"{path}: the predictions changed since this record was written; "
                              "merged entries are immutable, submit a new entry instead")
     if old.get("labels_digest") != new["labels_digest"]:
@@ -92,6 +97,9 @@ def _same_scores(old, new) -> bool:
             before = stored[metric]
             if (value is None) != (before is None):
                 return False
+            if before is not None and (not isinstance(before, (int, float))
+                                       or isinstance(before, bool)):
+                return False  # e.g. a score edited into the text "0.5"
             if value is not None and not math.isclose(value, before, rel_tol=0,
                                                       abs_tol=SCORE_TOLERANCE):
                 return False

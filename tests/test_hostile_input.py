@@ -1,0 +1,231 @@
+"""Hostile or broken inputs end with the documented exit status and a one-line error that names
+the file and what is wrong, never a Python traceback (exit status: 2 usage, 3 label or metadata
+problem, 4 a stored record disagrees)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evaluator.cli import main
+from evaluator.forb import synthetic, writers
+from evaluator.forb.labels import load_labels
+from evaluator.forb.task import load_task
+from tests.forb_data import ENTRY_METADATA, write_tiny_forb
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def forb(tmp_path_factory):
+    """Tiny FORB metadata and an entry whose record was written by a real evaluation."""
+    root = tmp_path_factory.mktemp("hostile")
+    meta = write_tiny_forb(root / "meta", seed=2)
+    task = load_task(meta)
+    run = synthetic.generate(task, load_labels(meta, task), n_candidates=6, seed=1,
+                             hit_rate=0.5)
+    entry = root / "submissions" / "forb" / "an-entry"
+    writers.write_predictions_file(run, task, entry / "predictions.ndjson")
+    (entry / "metadata.json").write_text(json.dumps(ENTRY_METADATA))
+    assert main(["evaluate", "--entry", str(entry), "--labels", str(meta)]) == 0
+    return meta, entry
+
+
+def _copy_entry(forb, tmp_path) -> tuple[Path, Path, Path]:
+    meta, entry = forb
+    copy = tmp_path / "submissions" / "forb" / entry.name
+    shutil.copytree(entry, copy)
+    return meta, copy, copy / "records" / "forb-v1.json"
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real command in a child process, to see everything it writes to stderr."""
+    return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=120)
+
+
+def _one_clear_line(err: str, *needles: str) -> None:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip() and "%" not in line]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], err
+
+
+# 1. tampered records -----------------------------------------------------------------------
+
+def _score_as_text(doc):
+    doc["scores"]["overall"]["mAP@1"] = str(doc["scores"]["overall"]["mAP@1"])
+    return doc
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda doc: [],
+    lambda doc: {**doc, "provenance": "x"},
+    lambda doc: {**doc, "provenance": {"predictions": []}},
+    _score_as_text,
+], ids=["list", "provenance-text", "predictions-list", "score-text"])
+def test_tampered_record_is_a_conflict_naming_the_record(forb, tmp_path, capsys, tamper):
+    meta, entry, record = _copy_entry(forb, tmp_path)
+    record.write_text(json.dumps(tamper(json.loads(record.read_text()))))
+    before = record.read_bytes()
+    assert main(["evaluate", "--entry", str(entry), "--labels", str(meta)]) == 4
+    err = capsys.readouterr().err
+    assert str(record) in err and "record" in err
+    assert record.read_bytes() == before
+
+
+# 2. unreadable ground-truth files ----------------------------------------------------------
+
+@pytest.mark.parametrize("breakage", ["folder", "not-utf8"])
+def test_unreadable_gt_file_is_a_data_error_naming_it(forb, tmp_path, capsys, breakage):
+    meta = shutil.copytree(forb[0], tmp_path / "meta")
+    gt = meta / "logos_gt.ndjson"
+    if breakage == "folder":
+        gt.unlink()
+        gt.mkdir()
+    else:
+        gt.write_bytes(gt.read_bytes() + b"\xff\xfe\n")
+    _, entry, _ = _copy_entry(forb, tmp_path)
+    assert main(["evaluate", "--entry", str(entry), "--labels", str(meta),
+                 "--no-record"]) == 3
+    err = capsys.readouterr().err
+    assert "logos_gt.ndjson" in err
+
+
+# 3. output paths ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file"])
+def test_json_output_that_cannot_be_written_is_a_usage_error(forb, tmp_path, capsys, where):
+    meta, entry, _ = _copy_entry(forb, tmp_path)
+    (tmp_path / "file.txt").write_text("x")
+    out = tmp_path if where == "folder" else tmp_path / "file.txt" / "out.json"
+    assert main(["evaluate", "--entry", str(entry), "--labels", str(meta), "--no-record",
+                 "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and str(out) in err
+
+
+def test_schemas_out_naming_a_file_is_a_usage_error(tmp_path, capsys):
+    target = tmp_path / "schemas"
+    target.write_text("x")
+    assert main(["schemas", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "--out" in err
+    assert target.read_text() == "x"
+
+
+# 4. environment values that are not numbers ------------------------------------------------
+
+def test_label_download_limit_that_is_not_a_number(tmp_path):
+    result = _cli("evaluate", "--benchmark", "forb", "--predictions", str(tmp_path),
+                  "--labels", "url:https://127.0.0.1:9/labels.tar.gz",
+                  env={"LEADERBOARD_LABELS_MAX_BYTES": "lots"})
+    assert result.returncode == 2, result.stderr
+    _one_clear_line(result.stderr, "LEADERBOARD_LABELS_MAX_BYTES", "lots")
+
+
+@pytest.mark.parametrize("var, value", [("LEADERBOARD_QUOTA", "three"),
+                                        ("LEADERBOARD_QUOTA_HOURS", "soon")])
+def test_quota_that_is_not_a_number(tmp_path, var, value):
+    result = _cli("ci", "score", "--repo", str(tmp_path), env={var: value})
+    assert result.returncode == 2, result.stderr
+    _one_clear_line(result.stderr, var, value)
+
+
+# 5. malformed label URLs -------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["url:https://[x/labels.tar.gz",
+                                 "url:http://localhost:abc/labels.tar.gz"])
+def test_malformed_label_url_is_a_label_source_error(tmp_path, url):
+    result = _cli("evaluate", "--benchmark", "forb", "--predictions", str(tmp_path),
+                  "--labels", url)
+    assert result.returncode == 3, result.stderr
+    _one_clear_line(result.stderr, "label URL")
+
+
+# 6. broken entries on the site -------------------------------------------------------------
+
+@pytest.mark.parametrize("breakage", ["scores", "metadata"])
+def test_build_names_a_broken_entry_file(forb, tmp_path, capsys, breakage):
+    _, entry, record = _copy_entry(forb, tmp_path)
+    if breakage == "scores":
+        doc = json.loads(record.read_text())
+        record.write_text(json.dumps({**doc, "scores": "not a table"}))
+        broken = record
+    else:
+        broken = entry / "metadata.json"
+        broken.write_text("{")
+    code = main(["build", "--out", str(tmp_path / "site"),
+                 "--submissions", str(tmp_path / "submissions")])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert str(broken) in err
+    assert not (tmp_path / "site").exists()
+
+
+# 7. forged bundles and keys ----------------------------------------------------------------
+
+def _forged_bundle(path: Path, **fields) -> Path:
+    from evaluator.bundles import MAGIC
+
+    header = {"format": 1, "benchmark": "forb", "key_id": "k-123", "chunk_size": 65536,
+              "salt": base64.b64encode(b"0" * 16).decode(), "created": "2026-01-01",
+              "files": 1, "bytes": 10, **fields}
+    path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n")
+    return path
+
+
+def test_bundle_salt_that_is_not_base64(tmp_path, capsys):
+    from evaluator.bundles import generate_key, key_id, parse_key
+
+    key = tmp_path / "label.key"
+    key.write_text(generate_key())
+    bundle = _forged_bundle(tmp_path / "forb.bundle", salt="not base64!!",
+                            key_id=key_id(parse_key(key.read_text())))
+    assert main(["labels", "unpack", str(bundle), "--out", str(tmp_path / "out"),
+                 "--key-file", str(key)]) == 3
+    err = capsys.readouterr().err
+    assert str(bundle) in err and "salt" in err
+
+
+def test_key_file_that_is_not_utf8(tmp_path, capsys):
+    bundle = _forged_bundle(tmp_path / "forb.bundle")
+    key = tmp_path / "label.key"
+    key.write_bytes(b"\xff\xfe key")
+    assert main(["labels", "unpack", str(bundle), "--out", str(tmp_path / "out"),
+                 "--key-file", str(key)]) == 3
+    err = capsys.readouterr().err
+    assert str(key) in err and "Traceback" not in err
+
+
+def test_key_file_from_the_environment_that_is_not_utf8(tmp_path, capsys, monkeypatch):
+    bundle = _forged_bundle(tmp_path / "forb.bundle")
+    key = tmp_path / "label.key"
+    key.write_bytes(b"\xff\xfe key")
+    monkeypatch.delenv("LEADERBOARD_LABEL_KEY", raising=False)
+    monkeypatch.setenv("LEADERBOARD_LABEL_KEY_FILE", str(key))
+    assert main(["labels", "unpack", str(bundle), "--out", str(tmp_path / "out")]) == 3
+    assert str(key) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"benchmark": "forb\x1b[2J\x1b]0;pwned\x07"}, "benchmark"),
+    ({"created": "\x1b[31mred"}, "created"),
+    ({"files": -5}, "files"),
+    ({"bytes": -1}, "bytes"),
+])
+def test_info_refuses_forged_header_fields(tmp_path, capsys, fields, message):
+    bundle = _forged_bundle(tmp_path / "forb.bundle", **fields)
+    assert main(["labels", "info", str(bundle)]) == 3
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err
+    assert str(bundle) in captured.err and message in captured.err
