@@ -103,14 +103,20 @@ def _records(path: Path):
         handle = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise TaskError(f"{path.name} is missing from the label source") from None
+    except OSError as exc:  # e.g. a folder of that name
+        raise TaskError(f"{path.name} cannot be read ({exc.strerror})") from None
     with handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise TaskError(f"{path.name}:{line_no}: not valid JSON") from None
-            if not isinstance(record, dict):
-                raise TaskError(f"{path.name}:{line_no}: expected a JSON object")
-            yield line_no, record
+        try:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    raise TaskError(f"{path.name}:{line_no}: not valid JSON") from None
+                if not isinstance(record, dict):
+                    raise TaskError(f"{path.name}:{line_no}: expected a JSON object")
+                yield line_no, record
+        except UnicodeDecodeError:
+            # Decoding runs ahead of the lines, so no line number; the bytes are never shown.
+            raise TaskError(f"{path.name}: not UTF-8 text") from None
