@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from evaluator.bundles import MAGIC, BundleError, extract_tar_stream, parse_key, unpack
-from evaluator.labels import LabelSource, LabelSourceError
+from evaluator.labels import LabelSettingError, LabelSource, LabelSourceError
 
 KEY_VAR, KEY_FILE_VAR = "LEADERBOARD_LABEL_KEY", "LEADERBOARD_LABEL_KEY_FILE"
 TOKEN_VAR, MAX_BYTES_VAR = "LEADERBOARD_LABELS_URL_TOKEN", "LEADERBOARD_LABELS_MAX_BYTES"
@@ -31,9 +31,22 @@ def key_from_env() -> bytes:
             return parse_key(os.environ[KEY_VAR])
         if os.environ.get(KEY_FILE_VAR):
             return parse_key(Path(os.environ[KEY_FILE_VAR]).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LabelSourceError(f"label key: {os.environ[KEY_FILE_VAR]} is not UTF-8 text "
+                               "(not a label key)") from None
     except (BundleError, OSError) as exc:
         raise LabelSourceError(f"label key: {exc}") from None
     raise LabelSourceError(f"no label key: set {KEY_VAR} (the key text) or {KEY_FILE_VAR}")
+
+
+def _max_bytes() -> int:
+    text = os.environ.get(MAX_BYTES_VAR, "").strip()
+    if not text:
+        return DEFAULT_MAX_DOWNLOAD
+    if not text.isdigit() or int(text) < 1:
+        raise LabelSettingError(f"{MAX_BYTES_VAR} must be a positive whole number of bytes, "
+                                f"not {text!r}")
+    return int(text)
 
 
 @contextmanager
@@ -70,10 +83,16 @@ class BundleSource(LabelSource):
 class UrlSource(LabelSource):
     def __init__(self, spec: str) -> None:
         self.url = spec
-        parts = urlsplit(spec)
+        try:
+            parts = urlsplit(spec)
+            parts.port  # noqa: B018 -- parsed lazily: a port like "abc" raises only here
+        except ValueError as exc:
+            # Not the URL itself: a signed URL carries its credential.
+            raise LabelSourceError(f"label URL is malformed ({exc})") from None
         local = parts.hostname in ("127.0.0.1", "localhost")
         if parts.scheme != "https" and not (parts.scheme == "http" and local):
             raise LabelSourceError(f"label URL {self.describe()}: only https:// is allowed")
+        self.limit = _max_bytes()
 
     def describe(self) -> str:
         # Signed URLs carry their credential in the query string: never show it.
@@ -101,7 +120,7 @@ class UrlSource(LabelSource):
             yield folder / "labels"
 
     def _download(self, target: Path) -> None:
-        limit = int(os.environ.get(MAX_BYTES_VAR) or DEFAULT_MAX_DOWNLOAD)
+        limit = self.limit
         request = urllib.request.Request(self.url)
         if os.environ.get(TOKEN_VAR):
             # Not copied onto redirects: a signed-storage redirect must not receive the token.

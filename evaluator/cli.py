@@ -21,7 +21,7 @@ from evaluator.evaluation import (
     evaluate_entry,
     score_predictions,
 )
-from evaluator.labels import LabelSourceError
+from evaluator.labels import LabelSettingError, LabelSourceError
 from evaluator.records import RecordConflict, dumps, store_record
 from evaluator.registry import Benchmark, BoardDataError, benchmarks, resolve_board
 from evaluator.validation.report import DEFAULT_MAX_ERRORS, ValidationReport
@@ -163,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # `baseline run` records the exact command in the entry
     try:
         return args.func(args)
+    except LabelSettingError as exc:
+        progress.clear()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (LabelSourceError, BoardDataError) as exc:
         progress.clear()
         print(f"error: {exc}", file=sys.stderr)
@@ -262,6 +266,7 @@ def _print_report(title: str, report: ValidationReport) -> int:
 # evaluate -------------------------------------------------------------------------------------
 
 def cmd_evaluate(args) -> int:
+    _check_output(args.json, "--json")  # before the labels are opened and anything is scored
     with ExitStack() as stack:
         data = BoardData(args.labels, stack)
         if args.predictions is not None:
@@ -382,11 +387,29 @@ def _print_intervals(benchmark: Benchmark, evaluation: dict) -> None:
           + ", ".join(cells))
 
 
+def _check_output(path: Path | None, option: str, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written (a folder where a file goes, or a file
+    where a folder goes) as a usage error, before any work is done."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != folder:
+        raise EntryError(f"{option} {path}: is a {'file' if folder else 'folder'}, expected "
+                         f"{'a folder' if folder else 'a file name'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise EntryError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+
+
 def _write_json(path: Path | None, evaluation: dict) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(evaluation), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dumps(evaluation), encoding="utf-8")
+    except OSError as exc:
+        raise EntryError(f"--json {path}: cannot be written ({exc.strerror})") from None
     print(f"  wrote {path}")
 
 
@@ -422,6 +445,7 @@ def cmd_serve(args) -> int:
 def cmd_schemas(args) -> int:
     from evaluator.schemas import write_schemas
 
+    _check_output(args.out, "--out", folder=True)
     for path in write_schemas(args.out):
         print(path)
     return EXIT_OK

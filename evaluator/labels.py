@@ -25,6 +25,10 @@ class LabelSourceError(Exception):
     """The label source cannot be opened."""
 
 
+class LabelSettingError(LabelSourceError):
+    """A label setting (an environment variable) is malformed: a usage error, not bad data."""
+
+
 class LabelSource(ABC):
     @abstractmethod
     def describe(self) -> str:

@@ -51,8 +51,18 @@ class Quota:
         ``LEADERBOARD_QUOTA_HOURS`` come from repository variables in the workflow."""
         limit = os.environ.get("LEADERBOARD_QUOTA", "").strip()
         hours = os.environ.get("LEADERBOARD_QUOTA_HOURS", "").strip()
-        return cls(int(limit) if limit else DEFAULT_LIMIT,
-                   dt.timedelta(hours=float(hours)) if hours else DEFAULT_WINDOW)
+        # A RuntimeError ends the CI step with a one-line usage error (exit status 2).
+        try:
+            count = int(limit) if limit else DEFAULT_LIMIT
+        except ValueError:
+            raise RuntimeError(f"LEADERBOARD_QUOTA must be a whole number (0 = unlimited), "
+                               f"not {limit!r}") from None
+        try:
+            window = dt.timedelta(hours=float(hours)) if hours else DEFAULT_WINDOW
+        except (ValueError, OverflowError):
+            raise RuntimeError(f"LEADERBOARD_QUOTA_HOURS must be a number of hours, "
+                               f"not {hours!r}") from None
+        return cls(count, window)
 
 
 @dataclass(frozen=True)

@@ -239,9 +239,10 @@ class ScoreJob:
 
 def run(repo: Path, label_specs: list[str] | None, site_url: str | None) -> int:
     mask_label_secrets()
+    quota = Quota.from_env()  # settings first: a malformed one fails before any API call
     gh = GitHub()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    job = ScoreJob(repo, gh, label_specs, Quota.from_env(), now, site_url)
+    job = ScoreJob(repo, gh, label_specs, quota, now, site_url)
     # Decrypted labels and the artifact live only in the runner's temp folder.
     with tempfile.TemporaryDirectory(dir=os.environ.get("RUNNER_TEMP")) as workdir:
         return job.run(actions.event_payload(), Path(workdir))
