@@ -10,7 +10,7 @@ from pathlib import Path
 from baselines.catalogue import reproducing
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.published import PublishedResults, load_published
-from evaluator.registry import Benchmark, Board, benchmarks
+from evaluator.registry import Benchmark, Board, BoardDataError, benchmarks
 
 
 @dataclass
@@ -116,8 +116,14 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
         record_path = entry / RECORDS_DIR / f"{board.id}.json"
         if not record_path.is_file():
             continue
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        metadata = json.loads((entry / METADATA_FILE).read_text(encoding="utf-8"))
+        record = _json_object(record_path)
+        metadata = _json_object(entry / METADATA_FILE)
+        # Merged files were checked by CI, but the build must not crash on a hand edit.
+        scores = record.get("scores")
+        if not isinstance(scores, dict) or not all(isinstance(v, dict) for v in scores.values()):
+            raise BoardDataError(f"{record_path}: 'scores' is not a table of slices and metrics")
+        if not isinstance(metadata.get("method"), str):
+            raise BoardDataError(f"{entry / METADATA_FILE}: 'method' is missing or not text")
         rows.append(Row(
             key=f"{board.id}/{entry.name}",
             source=f"submissions/{folder.name}/{entry.name}",
@@ -134,6 +140,17 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
             record=record,
         ))
     return rows
+
+
+def _json_object(path: Path) -> dict:
+    """A JSON object from ``path``; BoardDataError (exit status 3) names the file otherwise."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BoardDataError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise BoardDataError(f"{path}: expected a JSON object")
+    return document
 
 
 def _reported_rows(published: list[PublishedResults], board: Board,
