@@ -82,7 +82,14 @@ def _key(path: Path | None) -> bytes:
     from evaluator.bundle_sources import key_from_env
     from evaluator.bundles import parse_key
 
-    return parse_key(path.read_text(encoding="utf-8")) if path else key_from_env()
+    from evaluator.bundles import BundleError
+
+    if not path:
+        return key_from_env()
+    try:
+        return parse_key(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: not a label key (not UTF-8 text)") from None
 
 
 @_guarded

@@ -37,6 +37,7 @@ KEY_PREFIX = "lbk1:"
 FORMAT = 1
 CHUNK_SIZE = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
+SALT_BYTES = 16  # per bundle, for HKDF
 _HKDF_INFO = b"leaderboard label bundle v1"
 
 
@@ -196,6 +197,20 @@ def _read_header(handle, name: str) -> tuple[dict, bytes]:
         raise BundleError(f"{name}: bundle format {header['format']} is not supported")
     if not 1024 <= header["chunk_size"] <= 64 << 20:
         raise BundleError(f"{name}: impossible chunk size in the header")
+    # The header is not authenticated until decryption: `labels info` prints it without a key,
+    # so a forged one must not smuggle terminal escapes or impossible values into the output.
+    for field in ("benchmark", "key_id", "created"):
+        if not header[field].isprintable() or len(header[field]) > 200:
+            raise BundleError(f"{name}: the header's {field!r} is not plain printable text")
+    for field in ("files", "bytes"):
+        if header[field] < 0:
+            raise BundleError(f"{name}: the header's {field!r} is negative")
+    try:
+        salt = base64.b64decode(header["salt"], validate=True)
+    except ValueError:
+        salt = b""
+    if len(salt) != SALT_BYTES:
+        raise BundleError(f"{name}: the header's 'salt' is not {SALT_BYTES} bytes of base64")
     return header, line
 
 
@@ -257,7 +272,7 @@ def pack(source: Path, out_path: Path, key: bytes, benchmark: str) -> dict:
     """Encrypt the label folder ``source`` into ``out_path`` (replaced atomically)."""
     files = _label_files(source)
     header = {"format": FORMAT, "benchmark": benchmark, "key_id": key_id(key),
-              "salt": base64.b64encode(secrets.token_bytes(16)).decode(),
+              "salt": base64.b64encode(secrets.token_bytes(SALT_BYTES)).decode(),
               "chunk_size": CHUNK_SIZE, "created": dt.date.today().isoformat(),
               "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
     out, tmp = _atomic_target(out_path)
@@ -323,7 +338,7 @@ def rotate(bundle: Path, old_key: bytes, new_key: bytes) -> dict:
             _check_key(header, old_key, name)
             plaintext = _plaintext(handle, header, line, old_key, name)
             new_header = {**header, "key_id": key_id(new_key),
-                          "salt": base64.b64encode(secrets.token_bytes(16)).decode()}
+                          "salt": base64.b64encode(secrets.token_bytes(SALT_BYTES)).decode()}
             _seal_into(out, new_header, new_key,
                        lambda sink: shutil.copyfileobj(plaintext, sink, CHUNK_SIZE))
             out.flush()
