@@ -57,3 +57,13 @@ def _metadata(entry: Path, **fields) -> None:
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic", "--disable-default-apps", "--disable-extensions"]
+
+
+def build_site(root: Path):
+    """(site folder, board views, submissions folder) of the fixture submissions, built."""
+    from evaluator.site.render import build
+
+    submissions = make_submissions(root)
+    out = root / "out"
+    views = build(out, submissions, work=root / "work")
+    return out, views, submissions

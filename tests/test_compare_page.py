@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.site.render import build
-from tests.site_fixtures import CHROMIUM_ARGS, HOSTILE_NAME, make_submissions
+from tests.site_fixtures import CHROMIUM_ARGS, HOSTILE_NAME, build_site
 
 pytest.importorskip("mkdocs", reason="the site needs mkdocs-material (pip install -e '.[test]')")
 
@@ -27,11 +26,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("compare")
-    submissions = make_submissions(root)
-    out = root / "out"
-    views = build(out, submissions, work=root / "work")
-    return out, views, submissions
+    return build_site(tmp_path_factory.mktemp("compare"))
 
 
 def embedded(page: str) -> dict:

@@ -10,19 +10,14 @@ import json
 import pytest
 
 from evaluator.published import load_published
-from evaluator.site.render import build
-from tests.site_fixtures import make_submissions
+from tests.site_fixtures import build_site
 
 pytest.importorskip("mkdocs", reason="the site needs mkdocs-material (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("site")
-    submissions = make_submissions(root)
-    out = root / "out"
-    views = build(out, submissions, work=root / "work")
-    return out, views, submissions
+    return build_site(tmp_path_factory.mktemp("site"))
 
 
 def test_every_board_version_has_a_page_and_downloads(site):
