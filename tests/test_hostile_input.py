@@ -229,3 +229,25 @@ def test_info_refuses_forged_header_fields(tmp_path, capsys, fields, message):
     captured = capsys.readouterr()
     assert "\x1b" not in captured.out + captured.err
     assert str(bundle) in captured.err and message in captured.err
+
+
+def test_gzip_content_under_a_plain_name_is_refused(tmp_path):
+    """The name is what reviewers and the size rules go by: predictions.ndjson must be plain
+    text, and gzip bytes under that name are an error naming the file."""
+    import gzip as gzip_module
+
+    from evaluator.validation.lines import iter_lines
+    from evaluator.validation.report import ValidationReport
+
+    path = tmp_path / "predictions.ndjson"
+    path.write_bytes(gzip_module.compress(b'{"a": 1}\n'))
+    report = ValidationReport()
+    assert list(iter_lines(path, "predictions.ndjson", report)) == []
+    assert not report.ok
+    assert "gzip-compressed but its name does not end in .gz" in "\n".join(report.lines())
+    renamed = tmp_path / "predictions.ndjson.gz"
+    path.rename(renamed)
+    report = ValidationReport()
+    assert [(n, t.strip()) for n, t in iter_lines(renamed, "predictions.ndjson.gz", report)] \
+        == [(1, '{"a": 1}')]
+    assert report.ok

@@ -348,7 +348,8 @@ def test_errors_in_several_result_files_are_reported_together(tmp_path, meta, ca
     (tmp_path / "retrieval_results" / "bookcovers_oods.ndjson").write_bytes(b"\x1f\x8b")
     code, out = cli(capsys, "validate", "--benchmark", "forb", str(tmp_path), "--labels", str(meta))
     assert code == 1 and "5 error(s)" in out
-    for expected in ("bookcovers_oods.ndjson: error: the gzip stream ends early",
+    for expected in ("bookcovers_oods.ndjson: error: the file is gzip-compressed but its name "
+                     "does not end in .gz",
                      "logos_all.ndjson:2: error: each line must be one JSON object",
                      "logos_oods.ndjson:2: error: candidate_db_ids[1] = 12 is not a line of "
                      "oods_database_images.txt (12 images, ids 0 to 11)",

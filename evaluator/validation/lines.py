@@ -54,6 +54,12 @@ def iter_lines(
         if name.endswith(".gz") and not compressed:
             report.error(name, None, "the name ends in .gz but the file is not gzip-compressed")
             return
+        if compressed and not name.endswith(".gz"):
+            # The name is what reviewers and the size rules go by: a plain-looking name must
+            # hold plain text.
+            report.error(name, None, "the file is gzip-compressed but its name does not end "
+                         "in .gz; rename it to " + name + ".gz")
+            return
         stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         yield from _iter_stream_lines(stream, name, report, limits, compressed)
 
