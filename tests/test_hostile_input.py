@@ -251,3 +251,23 @@ def test_gzip_content_under_a_plain_name_is_refused(tmp_path):
     assert [(n, t.strip()) for n, t in iter_lines(renamed, "predictions.ndjson.gz", report)] \
         == [(1, '{"a": 1}')]
     assert report.ok
+
+
+def test_a_hostile_entry_folder_name_is_escaped_everywhere_on_the_site(tmp_path):
+    """The pull-request rules refuse such names, but the site must not trust them either: the
+    name never appears raw in any page, and the board's link still reaches the entry page."""
+    import re
+    from urllib.parse import unquote
+
+    from evaluator.site.render import build
+
+    name = 'x"><img src=x onerror=alert(1)>'
+    shutil.copytree(REPO / "submissions" / "forb" / "random-ranking",
+                    tmp_path / "submissions" / "forb" / name)
+    out = tmp_path / "site"
+    build(out, tmp_path / "submissions", work=tmp_path / "work")
+    pages = list(out.rglob("*.html"))
+    assert pages and not [p for p in pages if '"><img src=x' in p.read_text(encoding="utf-8")]
+    board = (out / "boards" / "forb-v1.html").read_text(encoding="utf-8")
+    (href,) = re.findall(r'href="(\.\./entries/forb-v1/x[^"]*)"', board)
+    assert (out / "boards" / unquote(href)).resolve().is_file()
