@@ -271,3 +271,16 @@ def test_a_hostile_entry_folder_name_is_escaped_everywhere_on_the_site(tmp_path)
     board = (out / "boards" / "forb-v1.html").read_text(encoding="utf-8")
     (href,) = re.findall(r'href="(\.\./entries/forb-v1/x[^"]*)"', board)
     assert (out / "boards" / unquote(href)).resolve().is_file()
+
+
+def test_a_symlinked_entry_folder_is_not_rendered(tmp_path):
+    """`leaderboard validate` skips symbolic links; the site must not show what it skipped."""
+    from evaluator.site.render import build
+
+    real = tmp_path / "elsewhere" / "random-ranking"
+    shutil.copytree(REPO / "submissions" / "forb" / "random-ranking", real)
+    (tmp_path / "submissions" / "forb").mkdir(parents=True)
+    (tmp_path / "submissions" / "forb" / "linked").symlink_to(real, target_is_directory=True)
+    views = build(tmp_path / "site", tmp_path / "submissions", work=tmp_path / "work")
+    assert not [r for v in views for r in v.rows if r.kind == "recomputed"]
+    assert not (tmp_path / "site" / "entries" / "forb-v1" / "linked.html").exists()

@@ -112,7 +112,9 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
     rows = []
     if not folder.is_dir():
         return rows
-    for entry in sorted(p for p in folder.iterdir() if p.is_dir()):
+    # Symbolic links are skipped, as `leaderboard validate` skips them: the site shows only
+    # entries that were validated where they are.
+    for entry in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
         record_path = entry / RECORDS_DIR / f"{board.id}.json"
         if not record_path.is_file():
             continue
