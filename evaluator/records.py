@@ -41,7 +41,10 @@ def store_record(entry_dir: Path, board: Board, evaluation: dict) -> str:
         _verify(path, evaluation)
         return "verified"
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=path.parent)
+    # The temporary file lives beside the entry, not in it: a process killed mid-write must
+    # not leave a stray file that makes the entry fail validation.
+    handle, tmp = tempfile.mkstemp(prefix=f".record-{entry_dir.name[:40]}-", suffix=".tmp",
+                                   dir=entry_dir.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(dumps(evaluation))

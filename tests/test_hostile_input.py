@@ -284,3 +284,22 @@ def test_a_symlinked_entry_folder_is_not_rendered(tmp_path):
     views = build(tmp_path / "site", tmp_path / "submissions", work=tmp_path / "work")
     assert not [r for v in views for r in v.rows if r.kind == "recomputed"]
     assert not (tmp_path / "site" / "entries" / "forb-v1" / "linked.html").exists()
+
+
+def test_a_record_write_killed_midway_leaves_the_entry_valid(tmp_path, monkeypatch):
+    """A kill between writing the temporary record and removing it (simulated: the removal
+    never happens) must leave nothing inside the entry that fails validation."""
+    from evaluator.records import store_record
+    from evaluator.registry import get_benchmark
+
+    entry = tmp_path / "forb" / "random-ranking"
+    shutil.copytree(REPO / "submissions" / "forb" / "random-ranking", entry)
+    stored = entry / "records" / "forb-v1.json"
+    evaluation = json.loads(stored.read_text(encoding="utf-8"))
+    stored.unlink()
+    board = get_benchmark("forb").board("forb")
+    monkeypatch.setattr(os, "unlink", lambda path: None)  # the process died before cleanup
+    assert store_record(entry, board, evaluation) == "written"
+    monkeypatch.undo()
+    assert sorted(p.name for p in (entry / "records").iterdir()) == ["forb-v1.json"]
+    assert main(["validate", str(entry)]) == 0
