@@ -303,3 +303,23 @@ def test_a_record_write_killed_midway_leaves_the_entry_valid(tmp_path, monkeypat
     monkeypatch.undo()
     assert sorted(p.name for p in (entry / "records").iterdir()) == ["forb-v1.json"]
     assert main(["validate", str(entry)]) == 0
+
+
+@pytest.mark.parametrize("max_errors", [0, -3])
+def test_a_zero_error_budget_never_passes_a_broken_file(tmp_path, max_errors):
+    """`--max-errors 0` once meant "stop before the first error", so a broken line passed
+    validation (and `ci validate` staged it for scoring); reading now stops after the first
+    error at the earliest."""
+    from evaluator.validation.lines import iter_lines
+    from evaluator.validation.parsing import parse_json_line
+    from evaluator.validation.report import ValidationReport
+    from evaluator.anomaly.models import AnomalyPredictionLine
+
+    path = tmp_path / "predictions.ndjson"
+    path.write_text('{"sample": "a", "score": 1.0}\nnot json\n', encoding="utf-8")
+    report = ValidationReport(max_errors=max_errors)
+    for line_no, text in iter_lines(path, path.name, report):
+        parse_json_line(AnomalyPredictionLine, text, path.name, line_no, report)
+        if report.full:
+            break
+    assert not report.ok and report.error_count == 1

@@ -42,8 +42,10 @@ class ValidationReport:
 
     @property
     def full(self) -> bool:
-        """True once no more errors will be stored: callers may stop reading early."""
-        return self.error_count >= self.max_errors
+        """True once no more errors will be stored: callers may stop reading early. Never
+        before the first error, whatever max_errors says: a report that stopped reading
+        without an error would pass what it never read."""
+        return self.error_count >= max(1, self.max_errors)
 
     def lines(self) -> list[str]:
         out = [str(p) for p in self.problems]
