@@ -323,3 +323,19 @@ def test_a_zero_error_budget_never_passes_a_broken_file(tmp_path, max_errors):
         if report.full:
             break
     assert not report.ok and report.error_count == 1
+
+
+def test_runs_of_blank_lines_are_skipped_in_bulk(tmp_path):
+    """99 MiB of newlines (inside every documented limit) were read one line at a time, over a
+    minute; blank runs are now skipped in bulk, line numbers still count them, and the
+    decompression limit still stops a newline bomb. The subprocess timeout bounds a hang."""
+    plain = tmp_path / "logos_all.ndjson"
+    plain.write_bytes(b'{"a": 1}\n' + b"\n" * (99 << 20) + b'{"b": 2}\n')
+    code = ("import sys; from pathlib import Path; "
+            "from evaluator.validation.lines import iter_lines; "
+            "from evaluator.validation.report import ValidationReport; "
+            "r = ValidationReport(); p = Path(sys.argv[1]); "
+            "print([n for n, _ in iter_lines(p, p.name, r)], r.ok)")
+    result = subprocess.run([sys.executable, "-c", code, str(plain)], cwd=REPO,
+                            capture_output=True, text=True, timeout=45)
+    assert result.stdout.strip() == f"[1, {(99 << 20) + 2}] True", result.stderr

@@ -116,8 +116,37 @@ def _iter_stream_lines(stream, name, report, limits, compressed):
             continue
         if text.strip():
             yield line_no, text
+        else:
+            newlines, skipped = _skip_blank_run(stream, limits.max_decompressed_bytes - total)
+            line_no += newlines
+            total += skipped
+            if total > limits.max_decompressed_bytes:
+                report.error(name, line_no, "the decompressed content exceeds "
+                             f"{human_size(limits.max_decompressed_bytes)}; stopped reading")
+                return
         if report.full:
             return
+
+
+def _skip_blank_run(stream, budget: int) -> tuple[int, int]:
+    """After a blank line, consume the blank lines that follow in bulk (a file of a billion
+    newlines must not take a billion readline calls): returns (newlines, bytes) consumed. Stops
+    at the first other byte, so the next line is read as usual, or once ``budget`` bytes are
+    consumed, so the caller's size limit still applies."""
+    newlines = consumed = 0
+    while consumed <= budget:
+        try:
+            ahead = stream.peek(_SKIP_CHUNK)[:_SKIP_CHUNK]
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+            break  # the next readline reports it
+        blank = len(ahead) - len(ahead.lstrip(b"\r\n"))
+        if not blank:
+            break
+        newlines += ahead.count(b"\n", 0, blank)
+        consumed += len(stream.read(blank))
+        if blank < len(ahead):
+            break
+    return newlines, consumed
 
 
 def _skip_rest_of_line(stream, name, line_no, report, budget: int) -> int | None:
