@@ -89,39 +89,40 @@ def _verify(path: Path, evaluation: dict) -> None:
                              "same inputs; a change of the resampling needs a new board version")
 
 
-def _same_scores(old, new) -> bool:
-    if not isinstance(old, dict) or old.keys() != new.keys():
-        return False
-    for slice_name, metrics in new.items():
-        stored = old[slice_name]
-        if not isinstance(stored, dict) or stored.keys() != metrics.keys():
-            return False
-        for metric, value in metrics.items():
-            before = stored[metric]
-            if (value is None) != (before is None):
-                return False
-            if before is not None and (not isinstance(before, (int, float))
-                                       or isinstance(before, bool)):
-                return False  # e.g. a score edited into the text "0.5"
-            if value is not None and not math.isclose(value, before, rel_tol=0,
-                                                      abs_tol=SCORE_TOLERANCE):
-                return False
-    return True
-
-
-def _same_intervals(old, new) -> bool:
-    """Same slices and metrics, and interval ends within SCORE_TOLERANCE."""
+def _same_table(old, new, same_cell) -> bool:
+    """Same slices and metrics in both slice -> metric tables, and ``same_cell(new, old)``
+    for every cell. ``old`` comes from a stored record and may have any shape."""
     if not isinstance(old, dict) or not isinstance(new, dict) or old.keys() != new.keys():
         return False
     for slice_name, metrics in new.items():
         stored = old[slice_name]
         if not isinstance(stored, dict) or stored.keys() != metrics.keys():
             return False
-        for metric, ends in metrics.items():
-            before = stored[metric]
-            if not isinstance(before, list) or len(before) != len(ends) or not all(
-                    isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=0,
-                                                                 abs_tol=SCORE_TOLERANCE)
-                    for a, b in zip(ends, before)):
-                return False
+        if not all(same_cell(value, stored[metric]) for metric, value in metrics.items()):
+            return False
     return True
+
+
+def _same_number(new, old) -> bool:
+    """Equal within SCORE_TOLERANCE; a stored value that is not a number (e.g. a score edited
+    into the text "0.5") never is."""
+    return (isinstance(old, (int, float)) and not isinstance(old, bool)
+            and math.isclose(new, old, rel_tol=0, abs_tol=SCORE_TOLERANCE))
+
+
+def _same_score(new, old) -> bool:
+    return new is None and old is None or new is not None and _same_number(new, old)
+
+
+def _same_ends(new, old) -> bool:
+    return isinstance(old, list) and len(old) == len(new) and all(
+        _same_number(a, b) for a, b in zip(new, old))
+
+
+def _same_scores(old, new) -> bool:
+    return _same_table(old, new, _same_score)
+
+
+def _same_intervals(old, new) -> bool:
+    """Same slices and metrics, and interval ends within SCORE_TOLERANCE."""
+    return _same_table(old, new, _same_ends)
