@@ -197,7 +197,7 @@ def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -
         "eyecandies_light": dataset.light,
         "eyecandies_background": options.eyecandies_background
         if dataset.benchmark == "eyecandies" and need_xyz else None,
-        "max_train_samples": _train_cap(setup, dataset, options),
+        "max_train_samples": train_cap(spec, options),
         "precision": "fp16" if options.precision == "fp16" else "fp32",
     }
     record.settings["patchcore"] = settings
@@ -224,8 +224,9 @@ def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -
     return files
 
 
-def _train_cap(setup: PatchCoreSetup, dataset: AnomalyDataset, options: RunOptions):
-    return options.max_train_samples or setup.max_train_samples.get(dataset.benchmark)
+def train_cap(spec, options: RunOptions) -> int | None:
+    """Training scans per category: --max-train-samples, else the published cap."""
+    return options.max_train_samples or setup_of(spec).max_train_samples[spec.benchmark]
 
 
 def _workers(options: RunOptions) -> int:

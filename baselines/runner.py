@@ -47,9 +47,9 @@ def _describe_forb(images) -> dict:
 def _open_anomaly(loader_name: str):
     def open_dataset(options: RunOptions, spec):
         from baselines import anomaly_data
-        from baselines.anomaly_patchcore import setup_of
+        from baselines.anomaly_patchcore import train_cap
 
-        cap = options.max_train_samples or setup_of(spec).max_train_samples[spec.benchmark]
+        cap = train_cap(spec, options)
         loader = getattr(anomaly_data, loader_name)
         extra = {"light": options.eyecandies_light} if loader_name == "load_eyecandies" else {}
         return loader(options.data, options.categories, max_train=cap, **extra)
