@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluator.forb.task import OBJECT_TYPES, ForbTask, TaskError
+from evaluator.forb.task import OBJECT_TYPES, ForbTask, TaskError, json_records
 
 DIFFICULTIES = ("easy", "medium", "hard")
 
@@ -47,7 +47,7 @@ def load_labels(directory: Path, task: ForbTask) -> ForbLabels:
         path = directory / f"{object_type}_gt.ndjson"
         start = task.query_start[object_type]
         count = 0
-        for line_no, record in _records(path):
+        for line_no, record in json_records(path, "the label source"):
             where = f"{path.name}:{line_no}"
             if count >= task.query_count[object_type]:
                 raise TaskError(f"{where}: more ground-truth lines than queries")
@@ -96,27 +96,3 @@ def _type_offsets(task: ForbTask) -> dict[str, int]:
     for i, path in enumerate(task.databases["all"]):
         offsets.setdefault(path.split("/", 1)[0], i)
     return {t: offsets.get(t, 0) for t in OBJECT_TYPES}
-
-
-def _records(path: Path):
-    try:
-        handle = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise TaskError(f"{path.name} is missing from the label source") from None
-    except OSError as exc:  # e.g. a folder of that name
-        raise TaskError(f"{path.name} cannot be read ({exc.strerror})") from None
-    with handle:
-        try:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    raise TaskError(f"{path.name}:{line_no}: not valid JSON") from None
-                if not isinstance(record, dict):
-                    raise TaskError(f"{path.name}:{line_no}: expected a JSON object")
-                yield line_no, record
-        except UnicodeDecodeError:
-            # Decoding runs ahead of the lines, so no line number; the bytes are never shown.
-            raise TaskError(f"{path.name}: not UTF-8 text") from None

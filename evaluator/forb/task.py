@@ -68,8 +68,8 @@ def load_task(directory: Path) -> ForbTask:
     for t_index, object_type in enumerate(OBJECT_TYPES):
         path = directory / f"{object_type}_query.ndjson"
         query_start[object_type] = len(query_paths)
-        for line_no, record in _read_ndjson(path):
-            image = record.get("image") if isinstance(record, dict) else None
+        for line_no, record in json_records(path, str(directory)):
+            image = record.get("image")
             if not isinstance(image, str):
                 raise TaskError(f"{path.name}:{line_no}: expected an object with an 'image' path")
             query_paths.append(image)
@@ -82,26 +82,39 @@ def load_task(directory: Path) -> ForbTask:
                     query_start, query_count, databases)
 
 
-def _read_ndjson(path: Path):
+def text_lines(path: Path, missing_from: str):
+    """(line number, line) of a UTF-8 text file, blank lines skipped; every way the file can
+    be unreadable (missing, a folder, not UTF-8) is a TaskError naming it, never a traceback."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        handle = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskError(f"{path.name} is missing from {missing_from}") from None
+    except OSError as exc:  # e.g. a folder of that name
+        raise TaskError(f"{path.name} cannot be read ({exc.strerror})") from None
+    with handle:
+        try:
             for line_no, line in enumerate(handle, start=1):
                 if line.strip():
-                    try:
-                        yield line_no, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise TaskError(
-                            f"{path.name}:{line_no}: not valid JSON ({exc.msg})") from None
-    except FileNotFoundError:
-        raise TaskError(f"{path.name} is missing from {path.parent}") from None
+                    yield line_no, line
+        except UnicodeDecodeError:
+            # Decoding runs ahead of the lines, so no line number; the bytes are never shown.
+            raise TaskError(f"{path.name}: not UTF-8 text") from None
+
+
+def json_records(path: Path, missing_from: str):
+    """(line number, object) of an ndjson file, with the errors of :func:`text_lines`."""
+    for line_no, line in text_lines(path, missing_from):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskError(f"{path.name}:{line_no}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise TaskError(f"{path.name}:{line_no}: expected a JSON object")
+        yield line_no, record
 
 
 def _read_list(path: Path) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            items = [line.rstrip("\r\n") for line in handle if line.strip()]
-    except FileNotFoundError:
-        raise TaskError(f"{path.name} is missing from {path.parent}") from None
+    items = [line.rstrip("\r\n") for _, line in text_lines(path, str(path.parent))]
     if len(set(items)) != len(items):
         raise TaskError(f"{path.name} lists the same image twice")
     return items
