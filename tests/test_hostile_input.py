@@ -5,6 +5,7 @@ problem, 4 a stored record disagrees)."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -357,3 +358,62 @@ def test_unreadable_forb_metadata_is_a_data_error_naming_it(forb, tmp_path, name
     result = _cli("evaluate", "--entry", str(entry), "--labels", str(meta), "--no-record")
     assert result.returncode == 3, result.stderr
     _one_clear_line(result.stderr, name)
+
+
+# 11. memory of validation without labels ---------------------------------------------------
+
+_PEAK = ("import atexit, sys\n"
+         "def _peak():\n"
+         "    with open('/proc/self/status') as status:\n"
+         "        kb = next(l.split()[1] for l in status if l.startswith('VmHWM:'))\n"
+         "    sys.stderr.write(f'PEAK_KB {kb}\\n')\n"
+         "atexit.register(_peak)\n"
+         "from evaluator.cli import main\n"
+         "sys.exit(main(sys.argv[1:]))\n")
+
+
+def _validate_with_peak(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """`leaderboard validate ARGS` in a child process; its peak resident memory in MB."""
+    result = subprocess.run([sys.executable, "-c", _PEAK, "validate", *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    kb = int(result.stderr.rsplit("PEAK_KB ", 1)[1].split()[0])
+    return result, kb / 1024
+
+
+def _write_gz_lines(path: Path, lines) -> None:
+    import gzip as gzip_module
+    lines = iter(lines)
+    with gzip_module.open(path, "wt", compresslevel=1) as sink:
+        while chunk := "".join(itertools.islice(lines, 100_000)):
+            sink.write(chunk)
+
+
+def test_millions_of_anomaly_ids_without_labels_stay_in_bounded_memory(tmp_path):
+    """2.2 M detection-only lines in 2 files kept every id (1.66 GB, exit 0); reading now
+    stops at the documented number of distinct samples, naming the file and line."""
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    for part in range(2):
+        _write_gz_lines(folder / f"predictions-{part}.ndjson.gz",
+                        (f'{{"sample": "s{part}/test/good/{i:07d}", "score": 0.5}}\n'
+                         for i in range(1_100_000)))
+    result, peak_mb = _validate_with_peak("--benchmark", "mvtec3d-ad", str(folder))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "predictions-0.ndjson.gz:100001" in result.stdout + result.stderr
+    assert "more than 100,000 distinct samples" in result.stdout + result.stderr
+    assert peak_mb < 400, peak_mb
+
+
+def test_millions_of_forb_query_ids_without_labels_stay_in_bounded_memory(tmp_path):
+    """A retrieval_results/ file with 3 M query ids kept every id; now bounded the same way."""
+    folder = tmp_path / "retrieval_results"
+    folder.mkdir()
+    _write_gz_lines(folder / "logos_all.ndjson.gz",
+                    (f'{{"query_id": {i}, "candidate_db_ids": [1], "global_scores": [0.5]}}\n'
+                     for i in range(1, 3_000_001)))
+    result, peak_mb = _validate_with_peak("--benchmark", "forb", str(folder))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "logos_all.ndjson.gz:100001" in result.stdout + result.stderr
+    assert peak_mb < 400, peak_mb

@@ -13,6 +13,7 @@ from evaluator.anomaly.maps import MapError, decode_map
 from evaluator.anomaly.models import AnomalyPredictionLine
 from evaluator.anomaly.task import MAP_SIZE, AnomalyTask
 from evaluator.registry import PredictionFile, PredictionFormat
+from evaluator.validation.ids import FirstSeen
 from evaluator.validation.limits import MB, Limits
 from evaluator.validation.lines import iter_lines
 from evaluator.validation.parsing import parse_json_line
@@ -69,7 +70,7 @@ def read_predictions(files: list[PredictionFile], task: AnomalyTask | None,
     n = task.n_samples if task else 0
     scores = np.full(n, np.nan)
     maps: np.ndarray | None = None
-    seen: dict[str, tuple[str, int]] = {}
+    seen = FirstSeen(limits.max_distinct_ids, "sample")
     with_map = without_map = 0
     first_with: tuple[str, int] | None = None
     first_without: tuple[str, int] | None = None
@@ -79,12 +80,11 @@ def read_predictions(files: list[PredictionFile], task: AnomalyTask | None,
             line = parse_json_line(AnomalyPredictionLine, text, file.name, line_no, report)
             if line is None:
                 continue
-            earlier = seen.get(line.sample)
+            earlier = seen.earlier(line.sample, file.name, line_no, report)
             if earlier is not None:
                 report.error(file.name, line_no, f"sample {line.sample!r} already has a line "
                              f"({earlier[0]}:{earlier[1]}); give each sample once")
                 continue
-            seen[line.sample] = (file.name, line_no)
             row = -1
             if task is not None:
                 row = task.index.get(line.sample, -1)

@@ -22,6 +22,7 @@ import numpy as np
 from evaluator.forb.models import ForbPredictionLine, ForbResultLine
 from evaluator.forb.task import DATABASE_FILES, DATABASES, OBJECT_TYPES, ForbTask
 from evaluator.registry import PredictionFile, PredictionFormat
+from evaluator.validation.ids import FirstSeen
 from evaluator.validation.limits import DEFAULT_LIMITS, Limits
 from evaluator.validation.lines import iter_lines
 from evaluator.validation.parsing import parse_json_line
@@ -84,10 +85,11 @@ class _Collector:
     """Gathers validated lines, checks every query appears once per database, and builds the
     arrays. ``task`` None means structural checks only (no metadata was given)."""
 
-    def __init__(self, task: ForbTask | None, report: ValidationReport) -> None:
+    def __init__(self, task: ForbTask | None, report: ValidationReport, limits: Limits) -> None:
         self.task = task
         self.report = report
-        self.seen: dict[str, dict[object, tuple[str, int]]] = {db: {} for db in DATABASES}
+        self.seen = {db: FirstSeen(limits.max_distinct_ids, f"'{db}' queries")
+                     for db in DATABASES}
         # Flat typed arrays: about 16 bytes per candidate, whatever the list lengths.
         self.rows = array("q")
         self.lengths = array("q")
@@ -97,13 +99,12 @@ class _Collector:
         self.ood_top = np.full(n, np.nan)
 
     def first_time(self, database: str, key: object, name: str, line_no: int) -> bool:
-        earlier = self.seen[database].get(key)
+        earlier = self.seen[database].earlier(key, name, line_no, self.report)
         if earlier is not None:
             self.report.error(name, line_no, f"this query already has a line in the "
                               f"'{database}' predictions ({earlier[0]}:{earlier[1]}); give each "
                               "query exactly once per database")
             return False
-        self.seen[database][key] = (name, line_no)
         return True
 
     def add(self, database: str, row: int, ids: list[int], scores: list[float]) -> None:
@@ -138,7 +139,7 @@ def read_results_folder(files: list[PredictionFile], task: ForbTask | None,
                         report: ValidationReport,
                         limits: Limits = DEFAULT_LIMITS) -> RetrievalPredictions | None:
     """Read FORB's ``retrieval_results`` layout (one file per object type and database)."""
-    collector = _Collector(task, report)
+    collector = _Collector(task, report, limits)
     by_stem: dict[str, PredictionFile] = {}
     for file in files:
         stem = file.path.name.removesuffix(".gz")
@@ -215,7 +216,7 @@ def read_predictions_file(files: list[PredictionFile], task: ForbTask | None,
     if not (file.name.endswith(".ndjson") or file.name.endswith(".ndjson.gz")):
         report.error(file.name, None, "predictions files are named *.ndjson or *.ndjson.gz")
         return None
-    collector = _Collector(task, report)
+    collector = _Collector(task, report, limits)
     index = task.database_index if task else None
     query_index = task.query_index if task else None
     for line_no, text in iter_lines(file.path, file.name, report, limits):

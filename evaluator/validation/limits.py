@@ -18,6 +18,10 @@ class Limits:
     # Files an entry folder may hold, and their total size.
     max_entry_files: int = 64
     max_entry_bytes: int = 400 * MB
+    # Distinct queries or samples one submission may name. The largest test set (FORB's 13,901
+    # queries) is far below; without labels every id is kept to find repeats, so this is what
+    # bounds that memory (about 200 bytes an id).
+    max_distinct_ids: int = 100_000
 
 
 DEFAULT_LIMITS = Limits()

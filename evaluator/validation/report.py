@@ -27,11 +27,17 @@ class ValidationReport:
     max_errors: int = DEFAULT_MAX_ERRORS
     problems: list[Problem] = field(default_factory=list)
     error_count: int = 0
+    stopped: bool = False   # a problem after which reading on would be pointless or unbounded
 
     def error(self, file: str, line: int | None, message: str) -> None:
         self.error_count += 1
         if self.error_count <= self.max_errors:
             self.problems.append(Problem(printable(file), line, message))
+
+    def stop(self, file: str, line: int | None, message: str) -> None:
+        """An error that ends reading (readers stop once the report is :attr:`full`)."""
+        self.error(file, line, message)
+        self.stopped = True
 
     def warning(self, file: str, line: int | None, message: str) -> None:
         self.problems.append(Problem(printable(file), line, message, severity="warning"))
@@ -45,7 +51,7 @@ class ValidationReport:
         """True once no more errors will be stored: callers may stop reading early. Never
         before the first error, whatever max_errors says: a report that stopped reading
         without an error would pass what it never read."""
-        return self.error_count >= max(1, self.max_errors)
+        return self.stopped or self.error_count >= max(1, self.max_errors)
 
     def lines(self) -> list[str]:
         out = [str(p) for p in self.problems]
@@ -53,7 +59,7 @@ class ValidationReport:
         if hidden:
             out.append(f"... and {hidden} more errors (showing the first {self.max_errors}; "
                        "raise --max-errors to see more)")
-        elif self.full:
+        elif self.full and not self.stopped:
             # Readers stop at the cap to stay fast on a badly broken file.
             out.append(f"... stopped reading after {self.max_errors} errors; there may be "
                        "more (raise --max-errors to see them)")
