@@ -122,4 +122,57 @@ def test_publish_deploys_with_the_official_pages_actions():
     records = document["jobs"]["records"]
     assert records["if"] == "github.actor != 'github-actions[bot]'"   # no self-retrigger
     build = "\n".join(s.get("run", "") for s in document["jobs"]["build"]["steps"])
-    assert "leaderboard build" in build   # runs mkdocs build --strict
+    assert "evaluator.cli build" in build   # runs mkdocs build --strict
+
+
+def _runs(job: dict) -> list[str]:
+    return [step["run"] for step in job["steps"] if "run" in step]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_install_is_of_hashed_wheels_from_a_lock_file(path):
+    """Privileged jobs sit next to the label key and a write token: no floating versions, no
+    source builds, and the project itself is run from the checkout, never built."""
+    installs = [line for job in load(path)["jobs"].values() for run in _runs(job)
+                for line in run.splitlines() if "pip install" in line]
+    for line in installs:
+        assert re.fullmatch(r"python -m pip install --quiet --require-hashes "
+                            r"--only-binary ':all:' -r requirements/(ci|site)\.lock",
+                            line.strip()), line
+        assert (REPO / line.split(" -r ")[1].strip()).is_file(), line
+    for job in load(path)["jobs"].values():
+        for run in _runs(job):
+            assert not re.search(r"(^|\s)leaderboard\s", run), \
+                f"{path.name}: run the evaluator as python -m evaluator.cli: {run}"
+
+
+def test_the_job_holding_the_label_key_cannot_push():
+    jobs = load(REPO / ".github/workflows/publish.yml")["jobs"]
+    assert jobs["records"]["permissions"] == {"contents": "read"}
+    assert jobs["records"]["environment"] == "labels"
+
+
+def test_the_job_that_pushes_runs_no_project_code_and_holds_no_label_secret():
+    job = load(REPO / ".github/workflows/publish.yml")["jobs"]["push"]
+    assert job["permissions"] == {"contents": "write"}
+    assert "environment" not in job
+    assert "secrets." not in str(job)
+    assert _runs(job) == ['bash .github/scripts/push-records.sh "$RUNNER_TEMP/records" '
+                          '"$BRANCH"']
+    assert job["steps"][0]["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, REPO / ".github/scripts/push-records.sh"],
+                         ids=lambda p: p.name)
+def test_the_token_is_never_on_a_command_line(path):
+    text = path.read_text()
+    assert "x-access-token:" not in text
+    for line in text.splitlines():
+        code = line.strip()
+        if code.startswith("#") or code == "GITHUB_TOKEN: ${{ github.token }}":
+            continue   # comments, and handing the token to a step through its environment
+        if "GITHUB_TOKEN" in code and "$" in code:
+            # The one use: inside the single-quoted credential helper, expanded by the shell
+            # git starts, not by the script.
+            assert "password=${GITHUB_TOKEN}" in code and code.startswith("'!f()"), \
+                f"{path.name}: {code}"
