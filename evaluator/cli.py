@@ -24,7 +24,7 @@ from evaluator.evaluation import (
 from evaluator.labels import LabelSettingError, LabelSourceError
 from evaluator.records import RecordConflict, dumps, store_record
 from evaluator.registry import Benchmark, BoardDataError, benchmarks, resolve_board
-from evaluator.validation.report import DEFAULT_MAX_ERRORS, ValidationReport
+from evaluator.validation.report import DEFAULT_MAX_ERRORS, ValidationReport, printable
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DATA, EXIT_CONFLICT = 0, 1, 2, 3, 4
 
@@ -165,15 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LabelSettingError as exc:
         progress.clear()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except (LabelSourceError, BoardDataError) as exc:
         progress.clear()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_DATA
     except EntryError as exc:
         progress.clear()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         progress.clear()
@@ -208,13 +208,14 @@ def cmd_validate(args) -> int:
         data = BoardData(args.labels, stack)
         for path in args.paths:
             if not path.exists():
-                print(f"{path}: error: no such file or folder")
+                print(f"{printable(str(path))}: error: no such file or folder")
                 failed += 1
                 continue
             entries = find_entries(path) if path.is_dir() else []
             if not entries:  # not an entry nor a folder of entries: bare predictions
                 if not args.benchmark:
-                    print(f"{path}: error: no entry folders (with metadata.json) found; to "
+                    print(f"{printable(str(path))}: error: no entry folders (with "
+                          "metadata.json) found; to "
                           "check bare predictions, pass --benchmark")
                     failed += 1
                     continue
@@ -257,7 +258,7 @@ def _validate_predictions(path: Path, benchmark_name: str | None, data: BoardDat
 def _print_report(title: str, report: ValidationReport) -> int:
     progress.clear()
     status = "ok" if report.ok else f"{report.error_count} error(s)"
-    print(f"{title}: {status}")
+    print(f"{printable(title)}: {status}")
     for line in report.lines():
         print(f"  {line}")
     return 0 if report.ok else 1
@@ -325,7 +326,7 @@ def _evaluate_entry(entry: Path, args, data: BoardData) -> int:
     try:
         stored = store_record(entry, outcome.board, evaluation)
     except RecordConflict as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_CONFLICT
     print(f"  record {stored}: {entry / 'records' / (outcome.board.id + '.json')}")
     return EXIT_OK

@@ -417,3 +417,26 @@ def test_millions_of_forb_query_ids_without_labels_stay_in_bounded_memory(tmp_pa
     assert "Traceback" not in result.stderr
     assert "logos_all.ndjson.gz:100001" in result.stdout + result.stderr
     assert peak_mb < 400, peak_mb
+
+
+# 12. names that would act on a terminal or a log ---------------------------------------------
+
+@pytest.mark.parametrize("name", ["\x1b[31mpredictions.ndjson", "pred\nictions.ndjson",
+                                  "pred\u202eictions.ndjson", "::error::x.ndjson\r"],
+                         ids=["escape", "newline", "bidi-override", "carriage-return"])
+def test_hostile_file_names_are_printed_escaped_on_one_line(forb, tmp_path, name):
+    meta, entry = forb
+    path = tmp_path / name
+    shutil.copy(entry / "predictions.ndjson", path)
+    for args in (["validate", "--benchmark", "forb", str(path)],
+                 ["validate", "--benchmark", "forb", str(tmp_path / ("missing" + name))],
+                 ["evaluate", "--benchmark", "forb", "--predictions", str(path),
+                  "--labels", str(meta / name)]):
+        result = _cli(*args)
+        assert "Traceback" not in result.stderr
+        output = result.stdout + result.stderr
+        for char in "\x1b\u202e\r":
+            assert char not in output, (args, output)
+        # Every line that names the file names all of it: no line break came from the name.
+        assert not any(line.startswith(("ictions", "::error::")) for line in
+                       output.splitlines()), output

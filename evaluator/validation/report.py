@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_ERRORS = 50
@@ -66,6 +67,14 @@ class ValidationReport:
         return out
 
 
+# Characters that would let a name act on a terminal or a log rather than be read: C0/C1
+# controls (escape sequences, line breaks that forge log lines or CI commands) and the
+# bidirectional overrides that make text display in another order than it is.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def printable(name: str) -> str:
-    """A file name as text any terminal can print: undecodable bytes become escapes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A file name (or any text from a submission) as one line any terminal shows as it is:
+    undecodable bytes and control characters become backslash escapes."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
