@@ -440,3 +440,90 @@ def test_hostile_file_names_are_printed_escaped_on_one_line(forb, tmp_path, name
         # Every line that names the file names all of it: no line break came from the name.
         assert not any(line.startswith(("ictions", "::error::")) for line in
                        output.splitlines()), output
+
+
+# 13. families of hostile predictions, each rejected with exit 1 and its file and line ---------
+
+def _line_cases(first: dict) -> dict[str, str]:
+    def line(**changes) -> str:
+        return json.dumps({**first, **changes})
+    scores = first["scores"]
+    return {
+        "deep-array": "[" * 200_000 + "]" * 200_000,
+        "deep-object": '{"a":' * 100_000 + "1" + "}" * 100_000,
+        "infinite-score": line(scores=[1e999] + scores[1:]).replace("Infinity", "1e999"),
+        "nan-literal": line().replace(json.dumps(scores[0]), "NaN", 1),
+        "huge-integer-score": line(scores=[10**400] + scores[1:]),
+        "boolean-score": line(scores=[True] + scores[1:]),
+        "text-score": line(scores=["0.5"] + scores[1:]),
+        "lone-surrogate": line(query="\ud800x"),
+        "escape-sequence": line(query="\x1b[31mred\x1b[0m\x07"),
+        "nul-in-string": line(query="a\x00b"),
+        "huge-string": line(query="q" * 900_000),
+        "candidates-over-the-cap": line(candidates=first["candidates"] * 20_000,
+                                        scores=scores * 20_000),
+        "repeated-candidate": line(candidates=[first["candidates"][0]] * 2,
+                                   scores=scores[:2]),
+        "unknown-database": line(database="ALL"),
+        "unknown-field": line(extra={"x": [1] * 100}),
+        "null": "null",
+        "bare-number": "12345678901234567890123456789",
+        "whitespace-only-object": "   {   ",
+    }
+
+
+def _file_cases(body: bytes) -> dict[str, bytes]:
+    return {
+        "utf-16": body.decode().encode("utf-16"),
+        "utf-32": body.decode().encode("utf-32"),
+        "latin-1": body.replace(b"logos", "lögös".encode("latin-1"), 1),
+        "nul-bytes": body[:100] + b"\x00" * 1000 + body[100:],
+        "only-nul": b"\x00" * (8 << 20),
+        "one-line-over-the-cap": b"x" * (8 << 20),
+        "cr-line-ends": body.replace(b"\n", b"\r"),
+        "empty-with-labels": b"",
+        "zstd-content": b"\x28\xb5\x2f\xfd" + body,
+    }
+
+
+def _hostile_case(forb, tmp_path, kind: str, name: str) -> tuple[Path, int | None]:
+    """Write the case; return its file and the line the error must name (None: the file)."""
+    _, entry = forb
+    body = (entry / "predictions.ndjson").read_bytes()
+    lines = body.decode().splitlines()
+    path = tmp_path / "predictions.ndjson"
+    if kind == "line":
+        text = _line_cases(json.loads(lines[0]))[name]
+        path.write_bytes(("\n".join(lines[:2] + [text] + lines[3:]) + "\n")
+                         .encode("utf-8", "surrogatepass"))
+        return path, 3
+    if kind == "file":
+        path.write_bytes(_file_cases(body)[name])
+        return path, None
+    if name == "fifo":
+        os.mkfifo(path)
+    elif name == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif name == "folder":
+        path.mkdir()
+    return path, None
+
+
+HOSTILE_CASES = ([("line", n) for n in _line_cases({"scores": [0.5], "candidates": ["a"]})]
+                 + [("file", n) for n in _file_cases(b"{}\n")]
+                 + [("special", n) for n in ("fifo", "dev-zero", "folder")])
+
+
+@pytest.mark.parametrize("kind,name", HOSTILE_CASES, ids=[n for _, n in HOSTILE_CASES])
+def test_hostile_predictions_are_rejected_naming_file_and_line(forb, tmp_path, capsys, kind,
+                                                               name):
+    meta, _ = forb
+    path, line = _hostile_case(forb, tmp_path, kind, name)
+    for args in (["validate", "--benchmark", "forb", str(path), "--labels", str(meta)],
+                 ["evaluate", "--benchmark", "forb", "--predictions", str(path),
+                  "--labels", str(meta), "--no-record"]):
+        assert main(args) == 1, args
+        out = capsys.readouterr()
+        shown = out.out + out.err
+        assert f"predictions.ndjson{'' if line is None else f':{line}'}" in shown, shown
+        assert "\x1b" not in shown and "\x00" not in shown
