@@ -527,3 +527,19 @@ def test_hostile_predictions_are_rejected_naming_file_and_line(forb, tmp_path, c
         shown = out.out + out.err
         assert f"predictions.ndjson{'' if line is None else f':{line}'}" in shown, shown
         assert "\x1b" not in shown and "\x00" not in shown
+
+
+# 14. concurrent evaluations of one entry ---------------------------------------------------
+
+def test_concurrent_evaluations_of_one_entry_agree_on_one_record(forb, tmp_path):
+    meta, entry, record = _copy_entry(forb, tmp_path)
+    record.unlink()
+    procs = [subprocess.Popen([sys.executable, "-m", "evaluator.cli", "evaluate", "--entry",
+                               str(entry), "--labels", str(meta)], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _ in results), results
+    assert all("Traceback" not in err for _, err in results)
+    assert sorted(p.name for p in record.parent.iterdir()) == ["forb-v1.json"]
+    assert main(["validate", str(entry)]) == 0
