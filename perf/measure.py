@@ -1,4 +1,4 @@
-"""Wall time and peak memory of one `leaderboard` process, for the benchmark scripts.
+"""Wall time and peak memory of one Python process, for the benchmark scripts.
 
 The peak is the child's own VmHWM, read from /proc when it exits: the rusage a parent gets
 from wait4 also counts the memory the parent had when it forked, which would inflate it."""
@@ -9,25 +9,30 @@ import subprocess
 import sys
 import time
 
-_WRAPPER = """
+_PEAK_REPORT = """
 import atexit, sys
 def _report_peak():
     with open("/proc/self/status") as status:
         peak = next(l.split()[1] for l in status if l.startswith("VmHWM:"))
     sys.stderr.write(f"\\nPEAK_KB {peak}\\n")
 atexit.register(_report_peak)
-from evaluator.cli import main
-sys.exit(main(sys.argv[1:]))
 """
+_CLI = "from evaluator.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def run_cli(args: list[str]) -> tuple[float, float]:
     """Run `leaderboard ARGS`; return (wall seconds, peak resident MB). Exits on failure."""
+    return run_python(_CLI, args, f"leaderboard {' '.join(args)}")
+
+
+def run_python(code: str, args: list[str], what: str | None = None) -> tuple[float, float]:
+    """Run ``code`` in a fresh interpreter (``sys.argv[1:]`` = ARGS); return (wall seconds,
+    peak resident MB). Exits on failure."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *args], capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "-c", _PEAK_REPORT + code, *args],
+                          capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        sys.exit(f"failed: leaderboard {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")
+        sys.exit(f"failed: {what or code}\n{proc.stdout}\n{proc.stderr}")
     peak_kb = int(proc.stderr.rsplit("PEAK_KB ", 1)[1].split()[0])
     return wall, peak_kb / 1024

@@ -51,6 +51,8 @@ def _score_category(task, predictions, labels, c_index):
 
 
 def _pixel_metrics(maps: np.ndarray, masks: np.ndarray):
+    if maps.dtype == np.float16:
+        return _pixel_metrics_from_counts(KeyCounts.of(maps, masks), masks, maps)
     ok_sorted = np.sort(_sortable(maps[~masks]))
     positives_sorted = np.sort(_sortable(maps[masks]))
     regions = Regions(masks, maps)
@@ -147,6 +149,8 @@ def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray) -
     out: dict[str, np.ndarray | None] = {}
     if not n_pos.sum() or not n_neg.sum():
         return out
+    if maps.dtype == np.float16:
+        return _pixel_replicates_from_counts(maps, masks, n_pos, n_neg, counts)
     negatives = [np.sort(_sortable(amap[~mask])) for amap, mask in zip(flat_maps, flat_masks)]
     out["P-AUROC"] = bootstrap.pair_count_auc(_ordered_pairs(maps, masks, negatives),
                                               n_pos, n_neg, counts)
@@ -187,7 +191,10 @@ def _region_table(regions: Regions, thresholds: np.ndarray, side: str, n: int) -
     scoring above each (ascending) threshold: strictly above with side='left', at least
     it with side='right'."""
     t = len(thresholds)
-    passed = np.searchsorted(thresholds, regions.scores, side=side)
+    if regions.scores.dtype == np.uint16:  # keys: search every key once, then look up
+        passed = np.searchsorted(thresholds, np.arange(KEYS), side=side)[regions.scores]
+    else:
+        passed = np.searchsorted(thresholds, regions.scores, side=side)
     hist = np.bincount(regions.ids * (t + 1) + passed,
                        minlength=regions.count * (t + 1)).reshape(regions.count, t + 1)
     above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
@@ -201,6 +208,11 @@ def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend
     """Weighted curves (thresholds ascending, so FPR descending) -> AUPRO@0.3 per replicate."""
     with np.errstate(invalid="ignore", divide="ignore"):
         fprs = (counts @ fpr_table) / (counts @ n_neg)[:, None]
+        # Thresholds below the highest one at which every replicate is past the limit add
+        # nothing to any area: skip their PRO (the cut below would drop them anyway).
+        past = np.flatnonzero((fprs >= PRO_LIMIT).all(axis=0))
+        if len(past):
+            fprs, pro_table = fprs[:, past[-1]:], pro_table[:, past[-1]:]
         pros = (counts @ pro_table) / (counts @ region_counts)[:, None]
     b = len(counts)
     parts_x = [fprs[:, ::-1], np.ones((b, 1))]
@@ -227,14 +239,20 @@ def _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
     thresholds = ok_sorted[positions]
     at_most = np.stack([np.searchsorted(neg, thresholds, side="right") for neg in negatives])
     below = np.stack([np.searchsorted(neg, thresholds, side="left") for neg in negatives])
+    fpr_table = _sampled_fpr_table(at_most, below, positions, n_neg)
+    pro_table = _region_table(regions, thresholds, "left", len(negatives))
+    return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
+                            prepend_origin=False)
+
+
+def _sampled_fpr_table(at_most, below, positions, n_neg):
+    """(images, thresholds): each image's anomaly-free pixels sorted after each position,
+    from its counts of pixels at most / below each threshold."""
     ties = at_most - below
     after_ties = at_most.sum(axis=0) - 1 - positions  # tied pixels sorted after position p
     later_images = np.cumsum(ties[::-1], axis=0)[::-1] - ties  # ties of images after j
     tied_after = np.clip(after_ties[None, :] - later_images, 0, ties)
-    fpr_table = (n_neg[:, None] - at_most + tied_after).astype(np.float64)
-    pro_table = _region_table(regions, thresholds, "left", len(negatives))
-    return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
-                            prepend_origin=False)
+    return (n_neg[:, None] - at_most + tied_after).astype(np.float64)
 
 
 def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
@@ -252,3 +270,240 @@ def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
     pro_table = _region_table(regions, values, "right", len(negatives))
     return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
                             prepend_origin=True)
+
+
+# float16 maps: everything from counts ---------------------------------------------------------
+# A float16 score has one of 65,536 bit patterns, so the category's scores can be counted per
+# order-preserving 16-bit key instead of sorted: every quantity above (ranks, ties, pixels
+# above a threshold) is a cumulative count. The results are the same integers, hence the same
+# floats (no sort of float16 data is ever used: NumPy's is unreliable on some CPUs).
+
+KEYS = 1 << 16
+# Images are counted in chunks of at most this many histogram cells, to bound memory.
+COUNT_CELLS = 1 << 21
+
+
+def order_keys(values: np.ndarray) -> np.ndarray:
+    """uint16 keys of float16 values with the same order and ties: -0 and +0 share a key
+    (NaN is rejected when maps are read)."""
+    bits = values.view(np.uint16)
+    magnitude = bits & np.uint16(0x7FFF)
+    negative = bits >= np.uint16(0x8000)
+    return np.where(negative, np.uint16(0x8000) - magnitude, np.uint16(0x8000) + magnitude)
+
+
+# The key of every float16 bit pattern: keys are one table look-up away, and a histogram of
+# bit patterns becomes one of keys by moving its cells.
+KEY_OF_BITS = order_keys(np.arange(KEYS, dtype=np.uint16).view(np.float16))
+
+
+def _bit_histogram_to_keys(by_bits: np.ndarray) -> np.ndarray:
+    by_keys = np.zeros(KEYS, dtype=np.int64)
+    by_keys[KEY_OF_BITS] = by_bits
+    by_keys[KEY_OF_BITS[0]] = by_bits[0] + by_bits[0x8000]  # +0 and -0 share a key
+    return by_keys
+
+
+def _bits(maps: np.ndarray) -> np.ndarray:
+    return maps.view(np.uint16).reshape(-1)
+
+
+class KeyCounts:
+    """A category's anomaly-free (negative) and anomalous (positive) pixels counted per key,
+    with the keys and owners of the positive pixels (few, kept for per-image counts)."""
+
+    def __init__(self, negative: np.ndarray, positive: np.ndarray, positive_keys: np.ndarray,
+                 positive_owner: np.ndarray) -> None:
+        self.negative, self.positive = negative, positive
+        self.positive_keys, self.positive_owner = positive_keys, positive_owner
+        self.n_neg, self.n_pos = int(negative.sum()), int(positive.sum())
+        self.neg_at_most = np.cumsum(negative)   # [k]: negatives with key <= k
+        self.neg_below = self.neg_at_most - negative
+        self.pos_below = np.cumsum(positive) - positive
+
+    @classmethod
+    def of(cls, maps: np.ndarray, masks: np.ndarray) -> KeyCounts:
+        n = len(maps)
+        negative = np.zeros(KEYS, dtype=np.int64)
+        positive = np.zeros(KEYS, dtype=np.int64)
+        keys_of_positives, owners = [], []
+        for rows in _image_chunks(n, maps[0].size, KEYS):
+            bits = _bits(maps[rows])
+            chosen = bits[masks[rows].reshape(-1)]
+            negative += np.bincount(bits, minlength=KEYS)
+            positive += np.bincount(chosen, minlength=KEYS)
+            keys_of_positives.append(KEY_OF_BITS[chosen])
+            owners.append(np.repeat(np.arange(rows.start, rows.stop),
+                                    masks[rows].reshape(rows.stop - rows.start, -1).sum(axis=1)))
+        negative = _bit_histogram_to_keys(negative - positive)
+        positive = _bit_histogram_to_keys(positive)
+        return cls(negative, positive, np.concatenate(keys_of_positives),
+                   np.concatenate(owners))
+
+    def negative_key_at(self, positions: np.ndarray) -> np.ndarray:
+        """The key of the anomaly-free pixel at each position of their ascending order."""
+        return np.searchsorted(self.neg_at_most, positions, side="right")
+
+
+def _image_chunks(n: int, pixels: int, cells: int):
+    """Slices of images with at most about COUNT_CELLS pixels or histogram cells each."""
+    step = max(1, COUNT_CELLS // max(pixels, cells))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _keyed_regions(masks: np.ndarray, maps: np.ndarray) -> Regions:
+    regions = Regions(masks, maps)
+    regions.scores = KEY_OF_BITS[regions.scores.astype(np.float16).view(np.uint16)]
+    return regions
+
+
+def _pixel_metrics_from_counts(counted: KeyCounts, masks: np.ndarray, maps: np.ndarray):
+    metrics: dict = {"P-AUROC": _count_auc(counted)}
+    regions = _keyed_regions(masks, maps)
+    pro_plot: dict = {}
+    if regions.count and counted.n_neg:
+        fprs, pros = _count_pro_sampled(counted, regions, 100)
+        metrics["AUPRO@0.3"] = trapezoid(fprs, pros, PRO_LIMIT) / PRO_LIMIT
+        fprs, pros = _count_pro_exact(counted, regions, PRO_LIMIT)
+        metrics["AUPRO@0.3-exact"] = trapezoid(fprs, pros, PRO_LIMIT) / PRO_LIMIT
+        fprs, pros = _count_pro_sampled(counted, regions, PLOT_POINTS)
+        pro_plot = {"fpr": fprs.tolist(), "pro": pros.tolist()}
+    return metrics, _count_roc_points(counted), pro_plot
+
+
+def _count_auc(counted: KeyCounts) -> float | None:
+    """auc_against_sorted_negatives from counts: the same two integers."""
+    if not counted.n_neg or not counted.n_pos:
+        return None
+    below = int(counted.positive @ counted.neg_below)
+    not_above = int(counted.positive @ counted.neg_at_most)
+    return float(below + not_above) / (2.0 * counted.n_pos * counted.n_neg)
+
+
+def _count_roc_points(counted: KeyCounts, n_points: int = 200) -> dict[str, list[float]]:
+    """roc_curve_points from counts."""
+    if not counted.n_neg or not counted.n_pos:
+        return {}
+    picks = [np.searchsorted(np.cumsum(hist), np.linspace(0, total - 1, n_points // 2,
+                                                          dtype=int), side="right")
+             for hist, total in ((counted.negative, counted.n_neg),
+                                 (counted.positive, counted.n_pos))]
+    thresholds = np.unique(np.concatenate(picks))[::-1]
+    fpr = 1 - counted.neg_below[thresholds] / counted.n_neg
+    tpr = 1 - counted.pos_below[thresholds] / counted.n_pos
+    return {"fpr": [0.0, *fpr.tolist(), 1.0], "tpr": [0.0, *tpr.tolist(), 1.0]}
+
+
+def _count_pro_sampled(counted: KeyCounts, regions: Regions, num_thresholds: int):
+    """pro_curve_sampled from counts (the regions' scores are keys)."""
+    positions = np.linspace(0, counted.n_neg - 1, num=num_thresholds, dtype=int)
+    fprs = 1.0 - (positions + 1) / counted.n_neg
+    pros = regions.overlap_above(counted.negative_key_at(positions))
+    return np.concatenate([fprs[::-1], [1.0]]), np.concatenate([pros[::-1], [1.0]])
+
+
+def _count_pro_exact(counted: KeyCounts, regions: Regions, fpr_limit: float):
+    """pro_curve_exact with a limit, from counts: a point at every key present, from the
+    one where the anomaly-free share at or above passes the limit upwards."""
+    n_ok = counted.n_neg
+    weights = 1.0 / (regions.sizes[regions.ids] * regions.count)
+    # Summed in extended precision: the result is then the exact sum rounded once, whatever
+    # order the pixels come in.
+    per_key = np.bincount(regions.scores, weights=weights, minlength=KEYS)
+    weight_below = np.concatenate([[0.0], np.cumsum(per_key, dtype=np.longdouble)])
+    floor_key = counted.negative_key_at(max(0, n_ok - int(np.floor(fpr_limit * n_ok)) - 1))
+    values = _present_keys(counted.negative, regions, floor_key)[::-1]
+    fprs = (n_ok - counted.neg_below[values]) / n_ok
+    pros = (weight_below[-1] - weight_below[values]).astype(np.float64)
+    np.clip(fprs, None, 1.0, out=fprs)
+    np.clip(pros, None, 1.0, out=pros)
+    return np.concatenate([[0.0], fprs, [1.0]]), np.concatenate([[0.0], pros, [1.0]])
+
+
+def _present_keys(negative: np.ndarray, regions: Regions, floor_key: int) -> np.ndarray:
+    """Ascending keys from floor_key up that an anomaly-free or region pixel has."""
+    present = negative > 0
+    present[regions.scores] = True
+    present[:floor_key] = False
+    return np.flatnonzero(present)
+
+
+def _pixel_replicates_from_counts(maps, masks, n_pos, n_neg, counts) -> dict:
+    """_pixel_replicates from counts: the same tables, so the same replicates."""
+    n = len(maps)
+    counted = KeyCounts.of(maps, masks)
+    regions = _keyed_regions(masks, maps)
+    positions = np.linspace(0, counted.n_neg - 1, num=100, dtype=int)
+    sampled = counted.negative_key_at(positions)
+    exact = _exact_threshold_keys(counted, regions) if regions.count else np.zeros(0, np.int64)
+    tables = _per_image_counts(maps, masks, counted, sampled, exact)
+    out: dict[str, np.ndarray | None] = {
+        "P-AUROC": bootstrap.pair_count_auc(tables.pairs, n_pos, n_neg, counts)}
+    if regions.count:
+        region_counts = np.bincount(regions.image, minlength=n).astype(np.float64)
+        fpr_table = _sampled_fpr_table(tables.sampled_at_most, tables.sampled_below,
+                                       positions, n_neg)
+        pro_table = _region_table(regions, sampled, "left", n)
+        out["AUPRO@0.3"] = _replicate_aupro(fpr_table, n_neg, pro_table, region_counts,
+                                            counts, prepend_origin=False)
+        fpr_table = (n_neg[:, None] - tables.exact_below).astype(np.float64)
+        pro_table = _region_table(regions, exact, "right", n)
+        out["AUPRO@0.3-exact"] = _replicate_aupro(fpr_table, n_neg, pro_table, region_counts,
+                                                  counts, prepend_origin=True)
+    return out
+
+
+def _exact_threshold_keys(counted: KeyCounts, regions: Regions) -> np.ndarray:
+    """The keys _exact_aupro's thresholds have: present keys down to EXACT_FPR_MARGIN."""
+    n_ok = counted.n_neg
+    floor_key = counted.negative_key_at(max(0, n_ok - int(np.floor(EXACT_FPR_MARGIN * n_ok))
+                                            - 1))
+    values = _present_keys(counted.negative, regions, floor_key)
+    if len(values) > EXACT_MAX_THRESHOLDS:
+        values = values[np.linspace(0, len(values) - 1, EXACT_MAX_THRESHOLDS).astype(int)]
+    return values
+
+
+class _ImageTables:
+    """Per-image counts of anomaly-free pixels at the thresholds, and the pair counts."""
+
+    def __init__(self, n: int, sampled: int, exact: int) -> None:
+        self.pairs = np.zeros((n, n))
+        self.sampled_at_most = np.zeros((n, sampled), dtype=np.int64)
+        self.sampled_below = np.zeros((n, sampled), dtype=np.int64)
+        self.exact_below = np.zeros((n, exact), dtype=np.int64)
+
+
+def _per_image_counts(maps, masks, counted: KeyCounts, sampled, exact) -> _ImageTables:
+    """One pass over the images, a chunk at a time: each image's anomaly-free pixels counted
+    per key (keys renumbered to the ones present), cumulated, read at the thresholds and at
+    the positive pixels' keys (for _ordered_pairs' counts)."""
+    n = len(maps)
+    present = (counted.negative + counted.positive) > 0
+    rank = np.cumsum(present) - 1  # key -> index among the present keys
+    rank_of_bits = rank[KEY_OF_BITS]
+    u = int(present.sum())
+    positive_values = np.flatnonzero(counted.positive)
+    inverse = np.searchsorted(positive_values, counted.positive_keys)
+    owner = counted.positive_owner
+    dense = n * len(positive_values) <= PAIR_DENSE_CELLS
+    if dense:  # positives of image i per distinct value
+        hist = np.bincount(owner * len(positive_values) + inverse,
+                           minlength=n * len(positive_values))
+        hist = hist.reshape(n, len(positive_values)).astype(np.float64)
+    tables = _ImageTables(n, len(sampled), len(exact))
+    for rows in _image_chunks(n, maps[0].size, 2 * u):
+        c = rows.stop - rows.start
+        index = rank_of_bits[_bits(maps[rows])].reshape(c, -1)
+        index += (np.arange(c)[:, None] * 2 + masks[rows].reshape(c, -1)) * u
+        negative = np.bincount(index.ravel(), minlength=2 * c * u).reshape(c, 2, u)[:, 0]
+        at_most = np.cumsum(negative, axis=1)
+        below = at_most - negative
+        tables.sampled_at_most[rows] = at_most[:, rank[sampled]]
+        tables.sampled_below[rows] = below[:, rank[sampled]]
+        tables.exact_below[rows] = below[:, rank[exact]]
+        columns = rank[positive_values]
+        twice = (below[:, columns] + at_most[:, columns]).astype(np.float64)
+        tables.pairs[:, rows] = (hist @ twice.T if dense else np.stack(
+            [np.bincount(owner, weights=t[inverse], minlength=n) for t in twice], axis=1)) / 2
+    return tables

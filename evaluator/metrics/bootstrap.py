@@ -160,15 +160,24 @@ def pair_count_auc(pairs: np.ndarray, positives: np.ndarray, negatives: np.ndarr
 def area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> np.ndarray:
     """Row-wise trapezoid area under curves (rows of x non-decreasing) from x[:, 0] to x_max,
     the piece up to x_max interpolated linearly (what evaluator.metrics.anomaly.trapezoid does
-    for one curve)."""
+    for one curve). Whole pieces form a prefix of each row; only the one piece per row that
+    crosses x_max needs interpolating."""
     x0, x1, y0, y1 = x[:, :-1], x[:, 1:], y[:, :-1], y[:, 1:]
-    end = np.minimum(x1, x_max)
-    width = x1 - x0
+    whole = x1 <= x_max
+    pieces = np.where(whole, 0.5 * (y0 + y1) * (x1 - x0), 0.0)
+    rows = np.arange(len(x))
+    crossing = whole.sum(axis=1)  # the first piece that is not whole, per row
+    has = crossing < pieces.shape[1]
+    rows, crossing = rows[has], crossing[has]
+    a, b = x0[rows, crossing], x1[rows, crossing]
+    c, d = y0[rows, crossing], y1[rows, crossing]
+    width = b - a
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope = np.where(width > 0, (y1 - y0) / np.where(width > 0, width, 1), 0.0)
-    y_end = np.where(x1 <= x_max, y1, y0 + slope * (end - x0))
-    inside = x0 < x_max
-    return np.where(inside, 0.5 * (y0 + y_end) * (end - x0), 0.0).sum(axis=1)
+        slope = np.where(width > 0, (d - c) / np.where(width > 0, width, 1), 0.0)
+    end = np.minimum(b, x_max)
+    piece = 0.5 * (c + (c + slope * (end - a))) * (end - a)
+    pieces[rows, crossing] = np.where(a < x_max, piece, 0.0)
+    return pieces.sum(axis=1)
 
 
 def percentile_interval(replicates: np.ndarray | None, level: float = LEVEL) -> list[float] | None:

@@ -1,0 +1,128 @@
+"""The count-based scoring of float16 maps (histograms over order-preserving 16-bit keys)
+equals the reference transcriptions and the sort-based path to 1e-12: scores, curves and
+bootstrap replicates, with ties, all-equal maps, images without defects and one-class
+categories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from evaluator.anomaly import scoring
+from evaluator.metrics import bootstrap as bs
+from tests import reference_anomaly as ref
+
+
+def _category(seed: int, n: int = 12, size: int = 16, levels: int | None = None):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, size, size), dtype=bool)
+    for i in range(n):
+        if i % 3:  # every third image has no defect
+            y, x = rng.integers(0, size - 4, size=2)
+            masks[i, y:y + int(rng.integers(1, 5)), x:x + int(rng.integers(1, 5))] = True
+    maps = rng.normal(0, 1, (n, size, size)) + masks * rng.uniform(0.5, 2, (n, 1, 1))
+    if levels:  # few distinct values: many ties, negative values and both zeros
+        maps = np.round(maps * levels / 4) / (levels / 4)
+        maps[maps == 0] = np.where(rng.random((maps == 0).sum()) < 0.5, -0.0, 0.0)
+    return maps.astype(np.float16), masks
+
+
+def _counts(masks: np.ndarray, resamples: int = 40) -> np.ndarray:
+    anomalous = masks.reshape(len(masks), -1).any(axis=1)
+    return bs.stratified_counts(7, "c", {"good": np.flatnonzero(~anomalous),
+                                         "anomalous": np.flatnonzero(anomalous)},
+                                len(masks), resamples)
+
+
+def _assert_same_as_sorting(maps16: np.ndarray, masks: np.ndarray) -> dict:
+    """The float16 (count) path against the float32 (sort) path on the same values."""
+    maps32 = maps16.astype(np.float32)
+    by_counts = scoring._pixel_metrics(maps16, masks)
+    by_sorting = scoring._pixel_metrics(maps32, masks)
+    for metric, want in by_sorting[0].items():
+        got = by_counts[0].get(metric)
+        assert (got is None) == (want is None), metric
+        if want is not None:
+            assert got == pytest.approx(want, abs=1e-12), metric
+    assert by_counts[1] == by_sorting[1]  # ROC plot points: the same integers
+    for key in by_sorting[2]:
+        assert np.allclose(by_counts[2][key], by_sorting[2][key], rtol=0, atol=1e-12)
+    counts = _counts(masks)
+    got = scoring._pixel_replicates(maps16, masks, counts)
+    want = scoring._pixel_replicates(maps32, masks, counts)
+    assert got.keys() == want.keys()
+    for metric in want:
+        assert np.array_equal(np.isnan(got[metric]), np.isnan(want[metric])), metric
+        assert np.allclose(got[metric], want[metric], rtol=0, atol=1e-12, equal_nan=True)
+    return by_counts[0]
+
+
+def test_order_keys_sort_like_the_values_and_merge_the_zeros():
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    values = bits.view(np.float16)
+    finite = np.isfinite(values)
+    keys = scoring.order_keys(values[finite]).astype(np.int64)
+    as_float = values[finite].astype(np.float64)
+    order = np.argsort(as_float, kind="stable")
+    assert np.all(np.diff(keys[order]) >= 0)
+    assert np.array_equal(np.diff(keys[order]) == 0, np.diff(as_float[order]) == 0)
+    assert np.array_equal(scoring.KEY_OF_BITS[bits[finite]], scoring.order_keys(values[finite]))
+
+
+@pytest.mark.parametrize("seed, levels", [(0, None), (1, 8), (2, 3), (3, None)])
+def test_counts_equal_sorting_and_the_reference(seed, levels):
+    maps, masks = _category(seed, levels=levels)
+    metrics = _assert_same_as_sorting(maps, masks)
+    exact = maps.astype(np.float64)
+    assert metrics["P-AUROC"] == pytest.approx(roc_auc_score(masks.ravel(), exact.ravel()),
+                                               abs=1e-12)
+    fprs, pros = ref.pro_sampled(exact, masks)
+    assert metrics["AUPRO@0.3"] == pytest.approx(ref.area_up_to(fprs, pros, 0.3) / 0.3,
+                                                 abs=1e-12)
+    fprs, pros = ref.pro_exact(exact, masks)
+    assert metrics["AUPRO@0.3-exact"] == pytest.approx(ref.area_up_to(fprs, pros, 0.3) / 0.3,
+                                                       abs=1e-12)
+
+
+def test_all_equal_maps():
+    maps, masks = _category(4)
+    metrics = _assert_same_as_sorting(np.full_like(maps, 0.25), masks)
+    assert metrics["P-AUROC"] == 0.5
+
+
+def test_a_category_without_any_defect_has_no_pixel_metric():
+    maps, masks = _category(5)
+    masks[:] = False
+    metrics, roc, pro = scoring._pixel_metrics(maps, masks)
+    assert metrics["P-AUROC"] is None and roc == {} and pro == {}
+    assert "AUPRO@0.3" not in metrics
+    assert scoring._pixel_replicates(maps, masks, _counts(masks)) == {}
+
+
+def test_a_category_of_defect_pixels_only_has_no_pixel_metric():
+    maps, masks = _category(6)
+    masks[:] = True
+    assert scoring._pixel_metrics(maps, masks)[0]["P-AUROC"] is None
+    assert scoring._pixel_replicates(maps, masks, _counts(masks)) == {}
+
+
+def test_every_image_anomalous_and_more_keys_than_the_dense_pair_table(monkeypatch):
+    maps, masks = _category(7, n=10, size=24)
+    masks[:, 2:5, 2:5] = True  # every image has a defect
+    _assert_same_as_sorting(maps, masks)
+    monkeypatch.setattr(scoring, "PAIR_DENSE_CELLS", 1)
+    monkeypatch.setattr(scoring, "COUNT_CELLS", 1)  # one image per chunk
+    _assert_same_as_sorting(maps, masks)
+
+
+def test_float32_maps_keep_the_sorted_path_and_match_the_reference():
+    maps16, masks = _category(8)
+    rng = np.random.default_rng(8)
+    maps = (maps16.astype(np.float32) + rng.normal(0, 1e-3, maps16.shape)).astype(np.float32)
+    metrics = scoring._pixel_metrics(maps, masks)[0]
+    fprs, pros = ref.pro_exact(maps.astype(np.float64), masks)
+    assert metrics["AUPRO@0.3-exact"] == pytest.approx(ref.area_up_to(fprs, pros, 0.3) / 0.3,
+                                                       abs=1e-12)
+    assert metrics["P-AUROC"] == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()),
+                                               abs=1e-12)
