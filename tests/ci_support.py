@@ -10,7 +10,9 @@ import re
 import subprocess
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -108,14 +110,18 @@ def commit_all(repo: Path, message: str) -> str:
 
 
 def pr_files(repo: Path, base: str, head: str) -> list[dict]:
-    """What GET /pulls/{n}/files reports: filename, status and blob sha of each changed file."""
-    statuses = {"A": "added", "M": "modified", "D": "removed", "T": "modified"}
+    """What GET /pulls/{n}/files and GET /compare/{base}...{head} report: filename, status and
+    blob sha of each changed file, renames (as GitHub detects them) with previous_filename."""
+    statuses = {"A": "added", "M": "modified", "D": "removed", "T": "modified",
+                "R": "renamed", "C": "copied"}
     files = []
-    raw = git(repo, "diff", "--name-status", "--no-renames", f"{base}...{head}")
+    raw = git(repo, "diff", "--name-status", "-M", f"{base}...{head}")
     for line in raw.splitlines():
-        status, name = line.split("\t", 1)
-        entry = {"filename": name, "status": statuses[status[0]]}
-        entry["sha"] = (git(repo, "rev-parse", f"{head}:{name}") if status[0] != "D"
+        status, *names = line.split("\t")
+        entry = {"filename": names[-1], "status": statuses[status[0]]}
+        if status[0] in "RC":
+            entry["previous_filename"] = names[0]
+        entry["sha"] = (git(repo, "rev-parse", f"{head}:{names[-1]}") if status[0] != "D"
                         else "0" * 40)
         files.append(entry)
     return files
@@ -133,10 +139,29 @@ def zip_folder(folder: Path) -> bytes:
 
 # A fake GitHub REST API ----------------------------------------------------------------------
 
+def iso_now(offset: timedelta = timedelta(0)) -> str:
+    return (datetime.now(timezone.utc) + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Fault:
+    """A failure the fake answers with, ``times`` times, instead of (``landed``: after)
+    handling a matching request."""
+
+    method: str
+    path: str
+    status: int
+    headers: dict = field(default_factory=dict)
+    times: int = 1
+    landed: bool = False
+
+
 @dataclass
 class FakeGitHub:
     """The endpoints evaluator.ci.github calls, with GitHub's shapes, pagination (Link
-    headers) and a redirect for artifact downloads. ``requests`` logs every call."""
+    headers) and a redirect for artifact downloads. ``requests`` logs every call (``queries``
+    with its query string); ``faults`` and ``on_request`` let a test fail or change things
+    at a chosen call. With ``git_repo`` set, the compare endpoint diffs real commits."""
 
     pulls: dict[int, dict] = field(default_factory=dict)
     files: dict[int, list[dict]] = field(default_factory=dict)
@@ -144,21 +169,37 @@ class FakeGitHub:
     artifacts: dict[int, list[dict]] = field(default_factory=dict)
     blobs: dict[int, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    queries: list[tuple[str, str, dict]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    on_request: Callable[[str, str], None] | None = None
+    git_repo: Path | None = None
+    file_list_cap: int = 3000     # GitHub: 3,000 for PR files, 300 for compare
+    compare_cap: int = 300
     page_size: int = 30
     url: str = ""
     _next_id: int = 1000
 
     def add_pull(self, number: int, author: str, head_sha: str, head_branch: str,
-                 head_owner: str, files: list[dict], state: str = "open") -> dict:
+                 head_owner: str, files: list[dict], state: str = "open",
+                 base_sha: str = "0" * 40, updated_at: str | None = None) -> dict:
         pr = {"number": number, "state": state, "user": {"login": author},
               "head": {"sha": head_sha, "ref": head_branch,
                        "repo": {"full_name": f"{head_owner}/leaderboard"},
                        "label": f"{head_owner}:{head_branch}"},
-              "base": {"sha": "0" * 40, "ref": "main", "repo": {"full_name": REPO}}}
+              "base": {"sha": base_sha, "ref": "main", "repo": {"full_name": REPO}},
+              "changed_files": len(files), "updated_at": updated_at or iso_now()}
         self.pulls[number] = pr
         self.files[number] = files
         self.comments.setdefault(number, [])
         return pr
+
+    def move_head(self, number: int, head_sha: str) -> None:
+        """A push (or force-push) to the PR's branch: its head and file list change."""
+        pr = self.pulls[number]
+        pr["head"]["sha"] = head_sha
+        self.files[number] = pr_files(self.git_repo, pr["base"]["sha"], head_sha)
+        pr["changed_files"] = len(self.files[number])
+        pr["updated_at"] = iso_now()
 
     def add_artifact(self, run_id: int, name: str, data: bytes) -> dict:
         self._next_id += 1
@@ -170,22 +211,40 @@ class FakeGitHub:
         self.blobs[self._next_id] = data
         return artifact
 
-    def bot_comment(self, number: int, body: str) -> dict:
+    def bot_comment(self, number: int, body: str, updated_at: str | None = None) -> dict:
         self._next_id += 1
-        comment = {"id": self._next_id, "user": {"login": BOT, "type": "Bot"}, "body": body}
+        comment = {"id": self._next_id, "user": {"login": BOT, "type": "Bot"}, "body": body,
+                   "updated_at": updated_at or iso_now()}
         self.comments.setdefault(number, []).append(comment)
         return comment
 
     # routing ------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict, body: dict | None):
-        prefix = f"/repos/{REPO}"
         self.requests.append((method, path))
+        self.queries.append((method, path, {k: v[0] for k, v in query.items()}))
+        if self.on_request:
+            self.on_request(method, path)
+        fault = next((f for f in self.faults if f.times > 0 and f.method == method
+                      and f.path == path), None)
+        if fault is None:
+            return self._route(method, path, query, body)
+        fault.times -= 1
+        if fault.landed:
+            self._route(method, path, query, body)
+        return fault.status, {"message": "fault injected by the test"}, fault.headers
+
+    def _route(self, method: str, path: str, query: dict, body: dict | None):
+        prefix = f"/repos/{REPO}"
         if path.startswith("/blob/"):
             return 200, self.blobs[int(path.split("/")[2])], None
         if path == "/search/issues":
-            author = re.search(r"author:(\S+)", query["q"][0]).group(1)
-            items = [{"number": n} for n, p in self.pulls.items() if p["user"]["login"] == author]
+            q = query["q"][0]
+            author = re.search(r"author:(\S+)", q).group(1)
+            since = re.search(r"updated:>=(\S+)", q)
+            pulls = sorted(self.pulls.values(), key=lambda p: p["updated_at"], reverse=True)
+            items = [{"number": p["number"]} for p in pulls if p["user"]["login"] == author
+                     and (not since or p["updated_at"] >= since.group(1))]
             return self._page({"total_count": len(items)}, items, path, query, key="items")
         if not path.startswith(prefix):
             return 404, {"message": "Not Found"}, None
@@ -202,21 +261,25 @@ class FakeGitHub:
             found = [p for p in self.pulls.values() if p["head"]["sha"] == m.group(1)]
             return self._page(None, found, path, query)
         if m := re.fullmatch(r"/pulls/(\d+)/files", rest):
-            return self._page(None, self.files[int(m.group(1))], path, query)
+            listed = self.files[int(m.group(1))][:self.file_list_cap]
+            return self._page(None, listed, path, query)
+        if m := re.fullmatch(r"/compare/(\w+)\.\.\.(\w+)", rest):
+            files = pr_files(self.git_repo, m.group(1), m.group(2))[:self.compare_cap]
+            return 200, {"status": "ahead", "files": files}, None
         if m := re.fullmatch(r"/issues/(\d+)/comments", rest):
             number = int(m.group(1))
             if method == "POST":
-                self._next_id += 1
-                comment = {"id": self._next_id, "user": {"login": BOT, "type": "Bot"},
-                           "body": body["body"]}
-                self.comments.setdefault(number, []).append(comment)
+                comment = self.bot_comment(number, body["body"])
                 return 201, comment, None
-            return self._page(None, self.comments.get(number, []), path, query)
+            since = query.get("since", [""])[0]
+            listed = [c for c in self.comments.get(number, []) if c["updated_at"] >= since]
+            return self._page(None, listed, path, query)
         if m := re.fullmatch(r"/issues/comments/(\d+)", rest):
             for comments in self.comments.values():
                 for comment in comments:
                     if comment["id"] == int(m.group(1)) and method == "PATCH":
                         comment["body"] = body["body"]
+                        comment["updated_at"] = iso_now()
                         return 200, comment, None
             return 404, {"message": "Not Found"}, None
         if m := re.fullmatch(r"/actions/runs/(\d+)/artifacts", rest):

@@ -8,23 +8,34 @@ a canary planted in the labels, and an entry whose name tries to inject commands
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
 import shutil
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from evaluator import labels as labels_module
 from evaluator.bundles import generate_key, pack, parse_key
-from evaluator.ci.artifact import ArtifactError, safe_extract
+from evaluator.ci.artifact import ArtifactError, safe_extract, stage_entries
 from evaluator.ci.comment import MARKER
-from evaluator.ci.quota import Scoring, ledger_marker
+from evaluator.ci.quota import (
+    MAX_ENTRIES_PER_PULL_REQUEST,
+    Scoring,
+    ledger_from_comment,
+    ledger_marker,
+)
 from evaluator.cli import main
 from evaluator.forb import synthetic, writers
 from evaluator.forb.labels import load_labels
 from evaluator.forb.task import load_task
+from evaluator.labels import DirectorySource, LabelSource
 from tests.ci_support import (
     FakeGitHub,
+    Fault,
     actions_env,
     command_lines,
     commit_all,
@@ -214,12 +225,13 @@ class Pipeline:
     def __init__(self, repo, forb, tmp_path, monkeypatch, capsys):
         self.repo, self.forb, self.tmp, self.mp, self.capsys = (repo, forb, tmp_path,
                                                                 monkeypatch, capsys)
-        self.fake = FakeGitHub(page_size=1)
+        self.fake = FakeGitHub(page_size=1, git_repo=repo)
         self.server = serve(self.fake)
         self.logs: list[str] = []
         self.runner_temps: list[Path] = []
         self.label_key = ""
         self.run_id = 100
+        self.variables: dict[str, str] = {}   # repository variables the score job reads
 
     def validate(self, number: int = 7, author: str = "contrib") -> Path:
         env = actions_env(self.mp, self.tmp / f"validate-{self.run_id}", self.fake.url)
@@ -229,16 +241,27 @@ class Pipeline:
                             "--out", str(out))
         self.logs.append(log)
         assert code == 0, log
-        if number not in self.fake.pulls:
-            self.fake.add_pull(number, author, head, "feature", "contrib-owner",
-                               pr_files(self.repo, base, head))
-        else:
-            self.fake.pulls[number]["head"]["sha"] = head
-            self.fake.files[number] = pr_files(self.repo, base, head)
+        self._open_or_push(number, author, base, head)
         return out
 
-    def score(self, staged: Path | bytes, number: int = 7, bundle: bool = False
-              ) -> tuple[int, str]:
+    def stage(self, entries: list[str], number: int = 7, author: str = "contrib") -> Path:
+        """What a validate run whose checks the PR changed uploads: the entries, unchecked."""
+        base, head = git(self.repo, "rev-parse", "main"), git(self.repo, "rev-parse", "HEAD")
+        out = self.tmp / f"staged-{self.run_id}-{head[:8]}"
+        stage_entries(self.repo, entries, out,
+                      {"pull_request": number, "head_sha": head, "base_sha": base})
+        self._open_or_push(number, author, base, head)
+        return out
+
+    def _open_or_push(self, number: int, author: str, base: str, head: str) -> None:
+        if number not in self.fake.pulls:
+            self.fake.add_pull(number, author, head, "feature", "contrib-owner",
+                               pr_files(self.repo, base, head), base_sha=base)
+        else:
+            self.fake.move_head(number, head)
+
+    def score(self, staged: Path | bytes, number: int = 7, bundle: bool = False,
+              labels: str | None = None) -> tuple[int, str]:
         self.run_id += 1
         data = staged if isinstance(staged, bytes) else zip_folder(staged)
         self.fake.add_artifact(self.run_id, "submission", data)
@@ -247,13 +270,16 @@ class Pipeline:
         git(self.repo, "checkout", "-q", "main")   # the score job runs the default branch
         try:
             env = actions_env(self.mp, self.tmp / f"score-{self.run_id}", self.fake.url)
+            for name, value in self.variables.items():
+                self.mp.setenv(name, value)
             env.set_event("workflow_run", {"workflow_run": {
                 "id": self.run_id, "event": "pull_request", "conclusion": "success",
                 "head_sha": head, "head_branch": "feature",
                 "head_repository": {"full_name": "contrib-owner/leaderboard",
                                     "owner": {"login": "contrib-owner"}},
                 "pull_requests": []}})   # what fork PRs give workflow_run
-            labels = [] if bundle else ["--labels", str(self.forb[0])]
+            source = labels or str(self.forb[0])
+            labels = [] if bundle else ["--labels", f"forb={source}"]
             if bundle:   # the workflow's environment secret
                 self.mp.setenv("LEADERBOARD_LABEL_KEY", self.label_key)
             code, log = run_cli(self.capsys, "ci", "score", "--repo", str(self.repo), *labels)
@@ -291,8 +317,10 @@ def test_a_fork_pr_is_scored_and_commented_once(pipeline, forb, monkeypatch):
     assert "Scorings used on this board in the last 24 hours: 1 of 3." in body
     # The PR was found through its head branch (fork PRs come without pull_requests).
     assert ("GET", "/repos/lb-org/leaderboard/pulls") in pipeline.fake.requests
-    # Paginated file list (page size 1) was read to the end.
-    assert pipeline.fake.requests.count(("GET", "/repos/lb-org/leaderboard/pulls/7/files")) > 1
+    # The changed files were listed for exactly the validated commit.
+    pr = pipeline.fake.pulls[7]
+    assert ("GET", f"/repos/lb-org/leaderboard/compare/{pr['base']['sha']}..."
+                   f"{pr['head']['sha']}") in pipeline.fake.requests
     code, _ = pipeline.score(staged)
     assert code == 0
     pipeline.comment()          # updated, not duplicated
@@ -313,9 +341,7 @@ def test_scores_in_the_comment_match_the_evaluator(pipeline, forb, tmp_path):
     assert shown == [f"{100 * overall[m]:.2f}" for m in ("mAP@1", "mAP@5", "t-mAP@1", "t-mAP@5")]
 
 
-def test_quota_stops_a_fourth_scoring_within_a_day(pipeline, forb, monkeypatch):
-    import datetime as dt
-
+def test_quota_stops_a_fourth_scoring_within_a_day(pipeline, forb):
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     earlier = [Scoring("contrib", "forb-v1", f"{i:040x}", now - dt.timedelta(hours=i + 1))
                for i in range(3)]
@@ -323,11 +349,15 @@ def test_quota_stops_a_fourth_scoring_within_a_day(pipeline, forb, monkeypatch):
     pipeline.fake.bot_comment(3, f"{MARKER}\nold\n{ledger_marker(earlier)}")
     write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
     commit_all(pipeline.repo, "entry")
-    code, _ = pipeline.score(pipeline.validate())
+    staged = pipeline.validate()
+    code, _ = pipeline.score(staged)
     body = pipeline.comment()
     assert code == 0
-    assert "Not scored: the quota of 3 scored submissions" in body and "| overall |" not in body
-    monkeypatch.setenv("LEADERBOARD_QUOTA", "0")        # maintainers can lift it
+    assert "Not scored: this pull request needs 1 new scoring(s) on forb-v1, and 3 of the " \
+           "quota of 3" in body and "| overall |" not in body
+    pipeline.variables["LEADERBOARD_QUOTA"] = "0"        # maintainers can lift it
+    code, _ = pipeline.score(staged)
+    assert code == 0 and "| overall |" in pipeline.comment()
 
 
 def test_a_tampered_artifact_is_not_scored(pipeline, forb):
@@ -480,3 +510,229 @@ def test_publish_records_only_what_is_missing(repo, forb, tmp_path, monkeypatch,
     code, _ = run_cli(capsys, "ci", "publish", "--repo", str(repo))
     assert code == 0 and "skipped" in env.summary_text()   # no labels: skipped, site still builds
     assert not (repo / "submissions/forb/another/records").exists()
+
+
+# quota and scoring integrity -------------------------------------------------------------------
+
+class SpySource(LabelSource):
+    """The FORB label folder, noting what the PR's comment said each time it is opened."""
+
+    def __init__(self, path: Path, on_open) -> None:
+        self.path, self.on_open = path, on_open
+
+    def describe(self) -> str:
+        return "spy"
+
+    @contextmanager
+    def open(self):
+        self.on_open()
+        with DirectorySource(self.path).open() as folder:
+            yield folder
+
+
+@pytest.fixture
+def label_opens(pipeline, forb, monkeypatch) -> list[list[str]]:
+    """Pass labels="spy:" to Pipeline.score; each opening appends PR #7's comment bodies."""
+    opens: list[list[str]] = []
+
+    def note() -> None:
+        opens.append([c["body"] for c in pipeline.fake.comments.get(7, [])])
+
+    monkeypatch.setitem(labels_module._KINDS, "spy", lambda rest: SpySource(forb[0], note))
+    return opens
+
+
+def add_entries(pipeline, forb, count: int, first_seed: int = 10) -> list[str]:
+    names = [f"submissions/forb/entry-{i}" for i in range(count)]
+    for i, name in enumerate(names):
+        write_entry(pipeline.repo / name, forb, seed=first_seed + i, method=f"Entry {i}")
+    commit_all(pipeline.repo, f"{count} entries")
+    return names
+
+
+def shown(body: str) -> str:
+    """The comment as GitHub renders it (character references decoded)."""
+    return html.unescape(body)
+
+
+def test_each_entry_of_a_commit_costs_one_scoring(pipeline, forb, label_opens):
+    """Finding 1: four entries in one commit need four scorings; with three left, none is
+    scored and no label is opened. Two entries fit and are charged two."""
+    add_entries(pipeline, forb, 4)
+    code, log = pipeline.score(pipeline.validate(), labels="spy:")
+    body = pipeline.comment()
+    assert code == 0, log
+    assert "needs 4 new scoring(s) on forb-v1, and 0 of the quota of 3" in body
+    assert "| overall |" not in body and label_opens == []
+    assert ledger_from_comment(body) == []
+    git(pipeline.repo, "rm", "-q", "-r", "submissions/forb/entry-2", "submissions/forb/entry-3")
+    commit_all(pipeline.repo, "two entries only")
+    code, log = pipeline.score(pipeline.validate(), labels="spy:")
+    body = pipeline.comment()
+    assert code == 0, log
+    assert body.count("| overall |") == 2
+    assert body.count("Scorings used on this board in the last 24 hours: 2 of 3.") == 2
+    charged = ledger_from_comment(body)
+    assert len(charged) == 2 and len({s.predictions for s in charged}) == 2
+    assert {s.pull_request for s in charged} == {7}
+
+
+def test_more_entries_than_a_pull_request_may_hold_are_refused(pipeline, forb, label_opens):
+    pipeline.variables["LEADERBOARD_QUOTA"] = "0"   # unlimited: the cap holds all the same
+    add_entries(pipeline, forb, MAX_ENTRIES_PER_PULL_REQUEST + 1)
+    code, _ = pipeline.score(pipeline.validate(), labels="spy:")
+    body = shown(pipeline.comment())
+    assert code == 1
+    assert (f"adds or changes {MAX_ENTRIES_PER_PULL_REQUEST + 1} entries; at most "
+            f"{MAX_ENTRIES_PER_PULL_REQUEST} are scored per pull request") in body
+    assert "| overall |" not in body and label_opens == []
+
+
+def test_a_force_push_cannot_swap_the_predictions_of_a_paid_commit(pipeline, forb):
+    """Finding 2: the run of commit A (already scored) arrives with commit B's files while the
+    PR is force-pushed to B: the files are checked against A itself."""
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    paid = commit_all(pipeline.repo, "entry")
+    code, _ = pipeline.score(pipeline.validate())
+    assert code == 0 and "| overall |" in pipeline.comment()
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=5)
+    git(pipeline.repo, "commit", "-q", "--amend", "-a", "-m", "other predictions")
+    swapped = pipeline.validate()          # B's files, uploaded by a run that claims A
+    pushed = pipeline.fake.pulls[7]["head"]["sha"]
+    pipeline.fake.move_head(7, paid)
+
+    def force_push(method: str, path: str) -> None:
+        if path.startswith("/blob/"):      # during the artifact download
+            pipeline.fake.move_head(7, pushed)
+
+    pipeline.fake.on_request = force_push
+    code, _ = pipeline.score(swapped)
+    body = shown(pipeline.comment())
+    assert code == 1
+    assert "new-method/predictions.ndjson: differs from the file in the pull request" in body
+    assert "| overall |" not in body
+    assert len(ledger_from_comment(body)) == 1       # still the one paid scoring
+
+
+def test_scores_of_a_commit_that_is_no_longer_the_head_are_not_published(pipeline, forb):
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    staged = pipeline.validate()
+    (pipeline.repo / "submissions/forb/new-method/README.md").write_text("More words.\n")
+    newer = commit_all(pipeline.repo, "readme")
+
+    def push(method: str, path: str) -> None:
+        if path == "/search/issues":       # after the files were checked, before the labels
+            pipeline.fake.move_head(7, newer)
+
+    pipeline.fake.on_request = push
+    code, _ = pipeline.score(staged)
+    body = shown(pipeline.comment())
+    assert code == 1
+    assert "head moved on from commit" in body and "not charged" in body
+    assert "| overall |" not in body and ledger_from_comment(body) == []
+
+
+def test_a_parallel_reservation_that_came_first_wins(pipeline, forb, label_opens):
+    """Finding 3: the scoring is reserved in the comment before any label is opened; a
+    reservation another PR made meanwhile (earlier) takes the last place instead."""
+    pipeline.variables["LEADERBOARD_QUOTA"] = "1"
+    pipeline.fake.add_pull(8, "contrib", "8" * 40, "other", "contrib-owner", [])
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    staged = pipeline.validate()
+    code, _ = pipeline.score(staged, labels="spy:")
+    assert code == 0 and "| overall |" in pipeline.comment()
+    # The labels were opened after the reservation was in the comment.
+    [bodies] = label_opens
+    assert any("scoring in progress" in b and ledger_from_comment(b) for b in bodies)
+    charged = ledger_from_comment(pipeline.comment())
+    # Again, as if a run of PR #8 had reserved a second before this one started.
+    pipeline.fake.comments[7].clear()
+    label_opens.clear()
+    rival = Scoring("contrib", "forb-v1", "f" * 64,
+                    charged[0].at - dt.timedelta(seconds=1), 8, "8" * 40)
+
+    def rival_reserves(method: str, path: str) -> None:
+        if method in ("POST", "PATCH") and not pipeline.fake.comments[8]:
+            pipeline.fake.bot_comment(8, f"{MARKER}\n{ledger_marker([rival])}")
+
+    pipeline.fake.on_request = rival_reserves
+    code, _ = pipeline.score(staged, labels="spy:")
+    body = pipeline.comment()
+    assert code == 0
+    assert "Not scored: this pull request needs 1 new scoring(s) on forb-v1" in body
+    assert "| overall |" not in body and label_opens == []
+    assert ledger_from_comment(body) == []           # the reservation is released
+
+
+def test_moving_a_merged_entrys_file_is_a_deletion(pipeline, forb):
+    """Finding 5: GitHub reports a move as a rename; it still deletes the merged file."""
+    entry = pipeline.repo / "submissions/forb/new-one"
+    entry.mkdir()
+    git(pipeline.repo, "mv", "submissions/forb/merged-one/predictions.ndjson",
+        "submissions/forb/new-one/predictions.ndjson")
+    (entry / "metadata.json").write_text(json.dumps(ENTRY_METADATA))
+    commit_all(pipeline.repo, "move")
+    code, _ = pipeline.score(pipeline.stage(["submissions/forb/new-one"]))
+    body = shown(pipeline.comment())
+    assert any(f["status"] == "renamed" for f in pipeline.fake.files[7])
+    assert code == 1
+    assert "deletes a file of the merged entry merged-one" in body
+    assert "| overall |" not in body
+
+
+def test_a_retried_comment_post_leaves_one_comment(pipeline, forb):
+    """Finding 6: a POST that lands but answers 502 is not posted again."""
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    pipeline.fake.faults.append(Fault("POST", "/repos/lb-org/leaderboard/issues/7/comments",
+                                      502, landed=True))
+    code, log = pipeline.score(pipeline.validate())
+    assert code == 0, log
+    assert "| overall |" in pipeline.comment()      # exactly one comment, updated
+
+
+def test_a_file_list_longer_than_the_api_gives_is_refused(pipeline, forb, monkeypatch):
+    """Finding 6: the API stops listing files at a cap, silently; a list that long is
+    refused (here the cap is 3, and the 4th file changes a merged entry)."""
+    monkeypatch.setattr("evaluator.ci.score.COMPARE_FILE_LIMIT", 3, raising=False)
+    pipeline.fake.file_list_cap = pipeline.fake.compare_cap = 3
+    entry = write_entry(pipeline.repo / "submissions/forb/a-new", forb, seed=2)
+    (entry / "README.md").write_text("A new method.\n")
+    with open(pipeline.repo / "submissions/forb/merged-one/predictions.ndjson", "a") as handle:
+        handle.write("\n")
+    commit_all(pipeline.repo, "entry and a change to a merged one")
+    code, _ = pipeline.score(pipeline.stage(["submissions/forb/a-new"]))
+    body = shown(pipeline.comment())
+    assert code == 1
+    assert "changes 3 files or more, more than GitHub lists for checking" in body
+    assert "| overall |" not in body
+
+
+def test_label_source_errors_stay_in_the_log(pipeline, forb):
+    """Finding 6: the comment says the labels could not be loaded; where from (a host and
+    path) is only in the run's log."""
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    code, log = pipeline.score(pipeline.validate(),
+                               labels="url:http://labels.example.org/private-path/forb.tar")
+    body = shown(pipeline.comment())
+    assert "the labels of forb could not be loaded" in body
+    assert "labels.example.org" not in body and "private-path" not in body
+    assert "labels.example.org/private-path" in log
+    assert ledger_from_comment(body) == []           # nothing shown, nothing charged
+
+
+def test_labels_are_opened_only_for_entries_that_passed_validation(pipeline, forb,
+                                                                   label_opens):
+    """Finding 6: a broken line is found before any label source is opened."""
+    entry = write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    lines = (entry / "predictions.ndjson").read_text().splitlines()
+    lines[2] = lines[2].replace('"scores": [', '"scores": ["high", ')
+    (entry / "predictions.ndjson").write_text("\n".join(lines) + "\n")
+    commit_all(pipeline.repo, "broken line")
+    code, _ = pipeline.score(pipeline.stage(["submissions/forb/new-method"]), labels="spy:")
+    body = shown(pipeline.comment())
+    assert code == 1 and "the default branch's evaluator found problems" in body
+    assert label_opens == []

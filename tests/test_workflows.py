@@ -176,3 +176,12 @@ def test_the_token_is_never_on_a_command_line(path):
             # git starts, not by the script.
             assert "password=${GITHUB_TOKEN}" in code and code.startswith("'!f()"), \
                 f"{path.name}: {code}"
+
+
+def test_scoring_is_serialised_per_contributor():
+    # The quota ledger is read and written per contributor; keyed on the branch, two pull
+    # requests of one author scored side by side (their reservations still decide the quota).
+    document = load(REPO / ".github/workflows/score.yml")
+    assert document["concurrency"] == {
+        "group": "score-${{ github.event.workflow_run.actor.login }}",
+        "cancel-in-progress": False}

@@ -22,6 +22,8 @@ from evaluator.entries import ENTRY_ID, SAFE_NAME
 MANIFEST = "submission.json"
 MANIFEST_SCHEMA = "leaderboard-submission/1"
 ARTIFACT_NAME = "submission"
+# A manifest lists a handful of entry folders and three hints: a few kB. The cap leaves room.
+MAX_MANIFEST_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,14 @@ def read_manifest(root: Path) -> dict:
     hints: the score job verifies them against the workflow run and the pull request."""
     path = root / MANIFEST
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # The size is checked before reading: the artifact may hold a manifest of a gigabyte.
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"{MANIFEST}: larger than {MAX_MANIFEST_BYTES} bytes")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"{MANIFEST}: larger than {MAX_MANIFEST_BYTES} bytes")
+        document = json.loads(data.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{MANIFEST}: unreadable ({exc})") from None
     if not isinstance(document, dict) or document.get("schema") != MANIFEST_SCHEMA:

@@ -73,6 +73,23 @@ def changed_files(repo: Path, base: str, head: str) -> list[Change]:
     return changes
 
 
+# The GitHub API's file statuses as git's letters; an unknown status counts as a change.
+API_STATUS_TO_GIT = {"added": "A", "modified": "M", "changed": "M", "removed": "D",
+                     "renamed": "A", "copied": "A"}
+
+
+def changes_from_api_files(files: list[dict]) -> list[Change]:
+    """The changes a GitHub API file list (compare or pull request files) describes. A rename
+    is the deletion of ``previous_filename`` and an addition, as :func:`changed_files` reports
+    it, so moving a merged entry deletes it."""
+    changes = []
+    for file in files:
+        if file.get("status") == "renamed" and file.get("previous_filename"):
+            changes.append(Change("D", file["previous_filename"]))
+        changes.append(Change(API_STATUS_TO_GIT.get(file.get("status"), "M"), file["filename"]))
+    return changes
+
+
 def exists_at(repo: Path, commit: str, path: str) -> bool:
     result = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{commit}:{path}"],
                             capture_output=True, check=False)

@@ -17,6 +17,10 @@ examples:
   leaderboard ci validate --out "$RUNNER_TEMP/submission"
   leaderboard ci score
   leaderboard ci publish
+
+exit status: 0 done, 1 the pull request is not valid or was not scored (the summary and the
+comment say why), 2 a usage or environment error, 3 a GitHub API failure (one line, e.g. the
+rate limit).
 """
 
 

@@ -57,13 +57,7 @@ def entry_section(result: EntryResult, site_url: str | None) -> list[str]:
     if result.note:
         return lines + [md(result.note, limit=500), ""]
     if result.quota is not None and not result.quota.allowed:
-        when = result.quota.next_free.strftime("%Y-%m-%d %H:%M UTC")
-        return lines + [
-            f"Not scored: the quota of {result.quota.limit} scored submissions per board and "
-            f"contributor in {result.quota.window_text} is used up on {result.board.id}. "
-            f"The next scoring is "
-            f"possible after {when}; push again then (or ask a maintainer to re-run this "
-            "workflow).", ""]
+        return lines + [quota_refusal(result.quota, result.board.id), ""]
     info = result.benchmark.info
     metric = next(m for m in info.metrics if m.name == info.primary_metric)
     primary = result.evaluation["scores"].get(info.headline_slice, {}).get(metric.name)
@@ -82,8 +76,30 @@ def entry_section(result: EntryResult, site_url: str | None) -> list[str]:
                  f"evaluator {provenance['evaluator_version']}.")
     if result.quota is not None:
         lines.append(f"Scorings used on this board in the last {result.quota.window_text}: "
-                     f"{result.quota.used} of {result.quota.limit or 'unlimited'}.")
+                     f"{result.quota.used + result.quota.needed} of "
+                     f"{result.quota.limit or 'unlimited'}.")
     return lines + [""]
+
+
+def quota_refusal(decision: Decision, board: str) -> str:
+    text = (f"Not scored: this pull request needs {decision.needed} new scoring(s) on {board}, "
+            f"and {decision.used} of the quota of {decision.limit} scorings per board and "
+            f"contributor in {decision.window_text} are used. Each entry with new predictions "
+            "costs one; nothing on this board is scored unless all of them fit.")
+    if decision.next_free is None:
+        return text + " Split the entries over several pull requests (or ask a maintainer)."
+    when = decision.next_free.strftime("%Y-%m-%d %H:%M UTC")
+    return text + (f" They fit after {when}; push again then (or ask a maintainer to re-run "
+                   "this workflow).")
+
+
+def progress_comment(head_sha: str, ledger: list[Scoring]) -> str:
+    """What the comment says while the scorings in ``ledger`` are reserved and scored."""
+    return "\n".join([
+        MARKER, "### Leaderboard: scoring in progress", "",
+        f"Commit {md_code(head_sha[:12])} is being scored against the hidden labels; this "
+        "comment is updated with the scores when the run ends.", "",
+        ledger_marker(ledger), ""])
 
 
 def build_comment(results: list[EntryResult], head_sha: str, ledger: list[Scoring],

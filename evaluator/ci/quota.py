@@ -2,11 +2,19 @@
 
 Scores against hidden labels leak a little about them; many scored variants leak more. So each
 contributor gets at most ``limit`` scorings per board in any rolling ``window`` (default 3 per
-24 hours), counted over all their pull requests.
+24 hours), counted over all their pull requests, and a pull request may hold at most
+``MAX_ENTRIES_PER_PULL_REQUEST`` entries.
+
+What is charged is a distinct set of predictions (its sha256, as in the evaluation record): each
+entry with new predictions costs one scoring, however many share a commit, and scoring the same
+predictions again (a re-run, a rebase, a README fix, a force-push that keeps them) is free
+because it reveals nothing new.
 
 The ledger needs no storage of its own: the score workflow's PR comment carries a hidden list of
 the scorings it made on that PR, and only the workflow's bot can write or edit those comments.
-Scoring the same commit again (a re-run) is free.
+The score job writes its new scorings there as a reservation before it opens any label, then
+reads the other pull requests again: where reservations compete, the earliest win (ties: the
+lower pull-request number), so every run reaches the same verdict.
 """
 
 from __future__ import annotations
@@ -15,29 +23,47 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_LIMIT = 3
 DEFAULT_WINDOW = dt.timedelta(hours=24)
+# More entries in one pull request are refused outright: each costs a scoring anyway, and a
+# short list keeps the comment and the run readable.
+MAX_ENTRIES_PER_PULL_REQUEST = 5
+# The author's pull requests updated within the window whose ledgers are read. More than this
+# and the quota cannot be checked cheaply: the run refuses (LEADERBOARD_QUOTA=0 lifts it).
+MAX_PULLS_SCANNED = 30
 LEDGER_OPEN = "<!-- leaderboard-ledger "
 _LEDGER = re.compile(r"<!-- leaderboard-ledger (\{.*?\}) -->")
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
 class Scoring:
     author: str
     board: str
-    head_sha: str
+    predictions: str          # sha256 of the scored predictions: the thing charged
     at: dt.datetime
+    pull_request: int = 0
+    head_sha: str = ""
 
     def to_json(self) -> dict:
-        return {"author": self.author, "board": self.board, "head": self.head_sha,
-                "at": self.at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return {"author": self.author, "board": self.board, "predictions": self.predictions,
+                "at": self.at.strftime(_TIME), "pr": self.pull_request, "head": self.head_sha}
 
     @classmethod
     def from_json(cls, data: dict) -> Scoring:
-        at = dt.datetime.strptime(data["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-        return cls(str(data["author"]), str(data["board"]), str(data["head"]), at)
+        at = dt.datetime.strptime(data["at"], _TIME).replace(tzinfo=dt.timezone.utc)
+        # Ledgers written before predictions were charged name only the commit.
+        charged = data.get("predictions") or data["head"]
+        return cls(str(data["author"]), str(data["board"]), str(charged), at,
+                   int(data.get("pr", 0)), str(data.get("head", "")))
+
+    @property
+    def order(self) -> tuple:
+        """Who came first when scorings compete for the last places."""
+        return (self.at, self.pull_request, self.predictions)
 
 
 @dataclass(frozen=True)
@@ -67,10 +93,13 @@ class Quota:
 
 @dataclass(frozen=True)
 class Decision:
+    """The quota on one board for one pull request's new scorings."""
+
     allowed: bool
-    used: int            # scorings counted in the window, before this one
+    used: int                 # distinct predictions charged in the window before these
+    needed: int               # new predictions this pull request wants scored
     limit: int
-    next_free: dt.datetime | None = None   # when the oldest counted scoring leaves the window
+    next_free: dt.datetime | None = None   # when enough charges leave the window, if ever
     window: dt.timedelta = DEFAULT_WINDOW
 
     @property
@@ -79,18 +108,51 @@ class Decision:
         return f"{hours:g} hours"
 
 
-def decide(history: list[Scoring], author: str, board: str, head_sha: str,
-           now: dt.datetime, quota: Quota) -> Decision:
-    """May ``author`` have ``head_sha`` scored on ``board`` now? Each commit counts once."""
-    first_scored: dict[str, dt.datetime] = {}
+def charges(history: Iterable[Scoring], author: str, board: str, now: dt.datetime,
+            quota: Quota) -> list[Scoring]:
+    """The author's distinct predictions charged on ``board`` in the window, each at its first
+    scoring, first come first."""
+    first: dict[str, Scoring] = {}
     for s in history:
         if s.author == author and s.board == board and now - s.at < quota.window:
-            first_scored[s.head_sha] = min(s.at, first_scored.get(s.head_sha, s.at))
-    used = len(first_scored)
-    if head_sha in first_scored or quota.limit <= 0 or used < quota.limit:
-        return Decision(True, used, quota.limit, window=quota.window)
-    return Decision(False, used, quota.limit, min(first_scored.values()) + quota.window,
-                    quota.window)
+            if s.predictions not in first or s.order < first[s.predictions].order:
+                first[s.predictions] = s
+    return sorted(first.values(), key=lambda s: s.order)
+
+
+def new_scorings(history: list[Scoring], wanted: list[Scoring], now: dt.datetime,
+                 quota: Quota) -> list[Scoring]:
+    """The scorings of ``wanted`` that cost one: predictions not yet charged on their board."""
+    new: dict[tuple[str, str], Scoring] = {}
+    for s in wanted:
+        known = {c.predictions for c in charges(history, s.author, s.board, now, quota)}
+        if s.predictions not in known:
+            new.setdefault((s.board, s.predictions), s)
+    return list(new.values())
+
+
+def decide(history: list[Scoring], wanted: list[Scoring], now: dt.datetime,
+           quota: Quota) -> dict[str, Decision]:
+    """May the scorings in ``wanted`` (one pull request's, by one author) be made now, next to
+    ``history`` (every other scoring and reservation known)? Per board, all or none: the
+    board's new predictions must all rank within the first ``limit`` charges."""
+    decisions = {}
+    for board in sorted({s.board for s in wanted}):
+        mine = [s for s in wanted if s.board == board]
+        author = mine[0].author
+        new = {s.predictions for s in new_scorings(history, mine, now, quota)}
+        ranked = charges([*history, *mine], author, board, now, quota)
+        places = [i for i, s in enumerate(ranked) if s.predictions in new]
+        used = len(ranked) - len(new)
+        if quota.limit <= 0 or all(i < quota.limit for i in places):
+            decisions[board] = Decision(True, used, len(new), quota.limit, window=quota.window)
+            continue
+        others = [s for s in ranked if s.predictions not in new]
+        over = used + len(new) - quota.limit   # how many charges must leave the window first
+        next_free = (others[over - 1].at + quota.window
+                     if len(new) <= quota.limit and 0 < over <= len(others) else None)
+        decisions[board] = Decision(False, used, len(new), quota.limit, next_free, quota.window)
+    return decisions
 
 
 def ledger_from_comment(body: str) -> list[Scoring]:
@@ -107,7 +169,7 @@ def ledger_from_comment(body: str) -> list[Scoring]:
 
 def ledger_marker(scorings: list[Scoring]) -> str:
     """The hidden HTML comment that carries the ledger. Its fields are board ids, logins,
-    commit hashes and times, none of which can hold '-->'."""
-    payload = json.dumps({"v": 1, "scorings": [s.to_json() for s in scorings]},
+    hashes, numbers and times, none of which can hold '-->'."""
+    payload = json.dumps({"v": 2, "scorings": [s.to_json() for s in scorings]},
                          separators=(",", ":")).replace(">", "\\u003e")
     return f"{LEDGER_OPEN}{payload} -->"

@@ -1,20 +1,32 @@
 """``leaderboard ci score``: the workflow_run job. Runs the default branch's code only, with the
 hidden labels, and treats everything from the pull request as data.
 
-Steps: find the pull request (fork PRs arrive with an empty ``pull_requests`` list), download and
-safely extract the validate run's artifact, check every file in it against the pull request's
-own files (blob hashes from the API) or the default branch, apply the submission rules again,
-enforce the scoring quota, validate and score each entry, and post or update one comment.
+Steps, in this order:
+
+1. find the pull request: open, in this repository, with the run's head commit, head repository
+   and head branch (fork PRs arrive with an empty ``pull_requests`` list);
+2. download and safely extract the validate run's artifact; check every file in it against the
+   files the run's head commit changes (the compare API, pinned to that commit: blob hashes) or
+   the default branch, apply the submission rules again, refuse more than
+   ``MAX_ENTRIES_PER_PULL_REQUEST`` entries;
+3. validate each entry with the default branch's evaluator, without labels;
+4. quota: decide, reserve the new scorings in this PR's comment, read the other pull requests
+   again and decide again (see :mod:`evaluator.ci.quota`);
+5. only then open the labels, check the predictions against the board's lists and score;
+6. read the pull request again: if its head moved meanwhile, nothing is published or charged;
+7. post or update the one comment, with the scorings charged in its hidden ledger.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.board_data import BoardData
@@ -28,20 +40,31 @@ from evaluator.ci.artifact import (
     read_manifest,
     safe_extract,
 )
-from evaluator.ci.changes import Change, plan_changes
-from evaluator.ci.comment import MARKER, EntryResult, build_comment
-from evaluator.ci.github import GitHub, GitHubError
+from evaluator.ci.changes import Plan, changes_from_api_files, plan_changes
+from evaluator.ci.comment import MARKER, EntryResult, build_comment, progress_comment
+from evaluator.ci.github import COMPARE_FILE_LIMIT, GitHub, GitHubError
 from evaluator.ci.labels import default_label_specs, mask_label_secrets
-from evaluator.ci.quota import Quota, Scoring, decide, ledger_from_comment
+from evaluator.ci.quota import (
+    MAX_ENTRIES_PER_PULL_REQUEST,
+    MAX_PULLS_SCANNED,
+    Decision,
+    Quota,
+    Scoring,
+    decide,
+    ledger_from_comment,
+    new_scorings,
+)
 from evaluator.entries import METADATA_FILE
-from evaluator.evaluation import benchmark_of_entry, evaluate_entry
+from evaluator.evaluation import (
+    benchmark_of_entry,
+    check_entry,
+    evaluate_entry,
+    predictions_provenance,
+)
 from evaluator.labels import LabelSourceError
 from evaluator.registry import BoardDataError
 from evaluator.site.boards import collect, would_rank
 from evaluator.validation.report import ValidationReport
-
-PR_STATUS_TO_GIT = {"added": "A", "modified": "M", "changed": "M", "removed": "D",
-                    "renamed": "A", "copied": "A"}
 
 
 class ScoreRefused(Exception):
@@ -49,7 +72,8 @@ class ScoreRefused(Exception):
 
 
 def find_pull_request(gh: GitHub, run: dict) -> dict:
-    """The open PR whose head is the run's head commit, in this repository."""
+    """The open PR in this repository whose head is the run's: same commit, and the same head
+    repository and branch (another fork can push the same commit and run validate on it)."""
     head_sha = run.get("head_sha")
     candidates = [p.get("number") for p in run.get("pull_requests") or []]
     if not candidates:  # fork PRs: look the PR up by its head branch, then by commit
@@ -60,14 +84,30 @@ def find_pull_request(gh: GitHub, run: dict) -> dict:
             candidates = [p["number"] for p in gh.pulls_with_commit(head_sha)]
     for number in candidates:
         pr = gh.pull_request(number)
-        if (pr.get("head", {}).get("sha") == head_sha and pr.get("state") == "open"
-                and pr.get("base", {}).get("repo", {}).get("full_name") == gh.repo):
+        if _is_the_runs_pull_request(pr, run, gh.repo):
             return pr
-    raise ScoreRefused(f"no open pull request of {gh.repo} has head {head_sha}")
+    raise ScoreRefused(f"no open pull request of {gh.repo} has head {head_sha} from "
+                       f"{_run_head_name(run)}")
+
+
+def _run_head_name(run: dict) -> str:
+    repo = (run.get("head_repository") or {}).get("full_name")
+    return f"{repo}:{run.get('head_branch')}"
+
+
+def _is_the_runs_pull_request(pr: dict, run: dict, repo: str) -> bool:
+    head = pr.get("head") or {}
+    head_repo = (head.get("repo") or {}).get("full_name")   # None once the fork is deleted
+    run_repo = (run.get("head_repository") or {}).get("full_name")
+    return (pr.get("state") == "open"
+            and (pr.get("base") or {}).get("repo", {}).get("full_name") == repo
+            and bool(run.get("head_sha")) and head.get("sha") == run.get("head_sha")
+            and bool(run_repo) and head_repo == run_repo
+            and bool(run.get("head_branch")) and head.get("ref") == run.get("head_branch"))
 
 
 def git_blob_sha(path: Path) -> str:
-    """The hash git gives a file's content (what the PR files API reports)."""
+    """The hash git gives a file's content (what the API lists as a changed file's sha)."""
     digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -75,12 +115,13 @@ def git_blob_sha(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_artifact_matches_pr(files: dict[str, Path], pr_files: list[dict], manifest: dict,
-                              repo: Path) -> list[str]:
-    """Every artifact file is the PR's version (same blob hash) or unchanged from the default
-    branch; every file the PR adds or changes in those entries is in the artifact."""
+def check_artifact_matches_pr(files: dict[str, Path], changed_files: list[dict],
+                              manifest: dict, repo: Path) -> list[str]:
+    """Every artifact file is the validated commit's version (same blob hash as in
+    ``changed_files``, the API's list for that commit) or unchanged from the default branch;
+    every file the commit adds or changes in those entries is in the artifact."""
     problems = []
-    changed = {f["filename"]: f for f in pr_files if f.get("status") != "removed"}
+    changed = {f["filename"]: f for f in changed_files if f.get("status") != "removed"}
     for name, path in files.items():
         if not any(name.startswith(entry + "/") for entry in manifest["entries"]):
             problems.append(f"{name}: in the artifact but not in a listed entry")
@@ -105,16 +146,32 @@ def _metadata(path: Path) -> dict | None:
 
 def scoring_history(gh: GitHub, login: str, now: dt.datetime, quota: Quota,
                     skip: int) -> list[Scoring]:
-    """Scorings recorded on the author's other recent PRs (``skip``: this PR, whose comments
-    the caller already has)."""
-    since = (now - quota.window).strftime("%Y-%m-%d")
+    """Scorings recorded on the author's other PRs updated within the window (``skip``: this
+    PR, whose ledger the caller read whole). Only comments updated within the window are read:
+    a ledger comment is rewritten with each scoring, so older ones hold no scoring that counts."""
+    if quota.limit <= 0:
+        return []
+    since = now - quota.window
+    numbers = gh.pulls_by_author_since(login, since, MAX_PULLS_SCANNED)
+    if len(numbers) > MAX_PULLS_SCANNED:
+        raise ScoreRefused(f"more than {MAX_PULLS_SCANNED} pull requests by {login} were "
+                           "updated within the quota's window, too many to check the scoring "
+                           "quota; ask a maintainer to score this one")
     history = []
-    for number in gh.pulls_by_author_since(login, since):
-        if number == skip:
-            continue
-        for comment in gh.bot_comments(number):
-            history += ledger_from_comment(comment.get("body", ""))
+    for number in numbers:
+        if number != skip:
+            for comment in gh.bot_comments(number, since=since):
+                history += ledger_from_comment(comment.get("body", ""))
     return history
+
+
+@dataclass
+class Candidate:
+    """An entry that passed validation without labels: what scoring it would charge."""
+
+    result: EntryResult
+    entry_dir: Path
+    scoring: Scoring
 
 
 class ScoreJob:
@@ -135,90 +192,168 @@ class ScoreJob:
             actions.write_summary(f"### Leaderboard: not scored\n\n{md(exc)}\n")
             return 1
         number, author = pr["number"], pr["user"]["login"]
-        bot_comments = self.gh.bot_comments(number)
-        ledger = [s for c in bot_comments for s in ledger_from_comment(c.get("body", ""))]
+        ledger = [s for c in self.gh.bot_comments(number)
+                  for s in ledger_from_comment(c.get("body", ""))]
         try:
-            results = self._score(run, pr, workdir, ledger)
+            results, ledger = self._score(run, pr, workdir, ledger)
             problems: list[str] = []
         except (ScoreRefused, ArtifactError, GitHubError) as exc:
+            # Nothing is published, so nothing is charged: the ledger is the one read above,
+            # which also releases a reservation this run made.
             results, problems = [], [str(exc)]
-        body = build_comment(results, pr["head"]["sha"], ledger, self.site_url, problems)
-        self._post(number, body, bot_comments)
+        body = build_comment(results, run["head_sha"], ledger, self.site_url, problems)
+        self.gh.upsert_marked_comment(number, MARKER, body)
         actions.write_summary(body.replace(MARKER, ""))
         failed = problems or any(r.problems for r in results)
         actions.set_output("scored", str(sum(r.evaluation is not None for r in results)))
         actions.log(f"commented on pull request #{number} by {author}")
         return 1 if failed else 0
 
-    def _score(self, run: dict, pr: dict, workdir: Path, ledger: list[Scoring]):
+    def _score(self, run: dict, pr: dict, workdir: Path,
+               ledger: list[Scoring]) -> tuple[list[EntryResult], list[Scoring]]:
+        """The results to show and the PR's ledger with the scorings they charge."""
+        head_sha = run["head_sha"]
         zip_path = self.gh.download_artifact(int(run["id"]), ARTIFACT_NAME,
                                              workdir / "artifact.zip",
                                              DEFAULT_ARTIFACT_LIMITS.max_zip_bytes)
         root = safe_extract(zip_path, workdir / "artifact")
+        plan = self._check_artifact(root, pr["base"]["sha"], head_sha)
+        results, candidates = [], []
+        for entry in plan.entries:
+            result, candidate = self._validate_without_labels(root / entry, entry, pr, head_sha)
+            results.append(result)
+            candidates += [candidate] if candidate else []
+        decisions, reserved = self._reserve(candidates, pr, ledger)
+        granted = []
+        for candidate in candidates:
+            candidate.result.quota = decisions[candidate.scoring.board]
+            if candidate.result.quota.allowed:
+                granted.append(candidate)
+        self._score_with_labels(granted)
+        if self.gh.pull_request(pr["number"])["head"]["sha"] != head_sha:
+            raise ScoreRefused(f"the pull request's head moved on from commit {head_sha[:12]} "
+                               "while it was being scored, so its scores are not shown (and "
+                               "not charged); the run for the new head commit posts its own")
+        return results, ledger + self._charged(granted, reserved)
+
+    def _check_artifact(self, root: Path, base_sha: str, head_sha: str) -> Plan:
+        """The PR's plan at exactly ``head_sha``, after checking that the artifact holds that
+        commit's files and nothing else."""
         manifest = read_manifest(root)
         files = artifact_files(root)
-        pr_files = self.gh.pull_request_files(pr["number"])
-        mismatches = check_artifact_matches_pr(files, pr_files, manifest, self.repo)
+        changed = self.gh.changed_files(base_sha, head_sha)
+        if len(changed) >= COMPARE_FILE_LIMIT:
+            raise ScoreRefused(f"the pull request changes {COMPARE_FILE_LIMIT} files or more, "
+                               "more than GitHub lists for checking; a submission pull request "
+                               "changes a few entry folders only")
+        mismatches = check_artifact_matches_pr(files, changed, manifest, self.repo)
         if mismatches:
             raise ScoreRefused("the validate run's artifact does not match the pull request: "
                                + "; ".join(mismatches[:10]))
-        changes = [Change(PR_STATUS_TO_GIT.get(f.get("status"), "M"), f["filename"])
-                   for f in pr_files]
-        plan = plan_changes(changes, lambda e: _metadata(self.repo / e / METADATA_FILE),
+        plan = plan_changes(changes_from_api_files(changed),
+                            lambda e: _metadata(self.repo / e / METADATA_FILE),
                             lambda e: _metadata(root / e / METADATA_FILE))
         if not plan.report.ok:
             raise ScoreRefused("the pull request breaks the submission rules: "
                                + "; ".join(plan.report.lines()[:10]))
         if sorted(plan.entries) != sorted(manifest["entries"]):
             raise ScoreRefused("the artifact's entries are not the ones the pull request changes")
-        views = {v.board.id: v for v in collect(self.repo / "submissions")}
-        author = pr["user"]["login"]
-        history = scoring_history(self.gh, author, self.now, self.quota,
-                                  skip=pr["number"]) + ledger
-        results = []
-        with ExitStack() as stack:
-            data = BoardData(self.label_specs, stack)
-            for entry in plan.entries:
-                result = self._score_entry(root / entry, entry, data, author, pr, history)
-                if result.evaluation is not None:
-                    view = views.get(result.board.id)
-                    result.rank, result.rows = would_rank(view, result.evaluation["scores"])
-                    scoring = Scoring(author, result.board.id, pr["head"]["sha"], self.now)
-                    if scoring.head_sha not in {s.head_sha for s in ledger
-                                                if s.board == scoring.board}:
-                        ledger.append(scoring)
-                    history.append(scoring)
-                    # Counted again with this scoring, for the comment's "n of limit".
-                    result.quota = decide(history, author, scoring.board, scoring.head_sha,
-                                          self.now, self.quota)
-                results.append(result)
-        return results
+        if len(plan.entries) > MAX_ENTRIES_PER_PULL_REQUEST:
+            raise ScoreRefused(f"the pull request adds or changes {len(plan.entries)} entries; "
+                               f"at most {MAX_ENTRIES_PER_PULL_REQUEST} are scored per pull "
+                               "request, so none was. Split it into smaller pull requests")
+        return plan
 
-    def _score_entry(self, entry_dir: Path, entry: str, data: BoardData, author: str,
-                     pr: dict, history: list[Scoring]) -> EntryResult:
+    def _validate_without_labels(self, entry_dir: Path, entry: str, pr: dict,
+                                 head_sha: str) -> tuple[EntryResult, Candidate | None]:
+        """Everything that can be checked before a label is opened; a valid entry becomes a
+        candidate charged by its predictions' sha256."""
         benchmark = benchmark_of_entry(entry_dir)
         result = EntryResult(entry, benchmark)
         report = ValidationReport()
+        board, checked = check_entry(entry_dir, benchmark, lambda board: None, report,
+                                     submission=True)
+        result.board = board
+        if checked.metadata is not None:
+            result.method = checked.metadata.method
+        if not report.ok or board is None or checked.fmt is None:
+            result.problems = report.lines() or ["no board or predictions found"]
+            return result, None
+        digest = predictions_provenance(checked.fmt, checked.files)["sha256"]
+        scoring = Scoring(pr["user"]["login"], board.id, digest, self.now, pr["number"],
+                          head_sha)
+        return result, Candidate(result, entry_dir, scoring)
+
+    def _history(self, pr: dict, ledger: list[Scoring]) -> list[Scoring]:
+        return scoring_history(self.gh, pr["user"]["login"], self.now, self.quota,
+                               skip=pr["number"]) + ledger
+
+    def _reserve(self, candidates: list[Candidate], pr: dict,
+                 ledger: list[Scoring]) -> tuple[dict[str, Decision], list[Scoring]]:
+        """Decide the quota per board; write the new scorings into this PR's ledger as a
+        reservation before any label is opened, then decide again with a fresh view of the
+        author's other pull requests (a parallel run may have reserved meanwhile). A board is
+        scored only if both decisions allow it. Returns the decisions and the reservation.
+
+        A reservation is dated when it is written, not when the run started: a run that was
+        slow to get here must not overtake one that reserved and scored meanwhile."""
+        history = self._history(pr, ledger)
+        moment = max(self.now, dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        wanted = [dataclasses.replace(c.scoring, at=moment) for c in candidates]
+        decisions = decide(history, wanted, self.now, self.quota)
+        reserved = [s for s in new_scorings(history, wanted, self.now, self.quota)
+                    if decisions[s.board].allowed]
+        if not reserved:
+            return decisions, []
+        self.gh.upsert_marked_comment(pr["number"], MARKER,
+                                      progress_comment(reserved[0].head_sha, ledger + reserved))
+        again = decide(self._history(pr, ledger), wanted, self.now, self.quota)
+        for board, decision in decisions.items():
+            if decision.allowed and not again[board].allowed:
+                decisions[board] = again[board]
+        return decisions, [s for s in reserved if decisions[s.board].allowed]
+
+    def _charged(self, granted: list[Candidate], reserved: list[Scoring]) -> list[Scoring]:
+        """The reserved scorings whose scores are shown: only those are charged. Each result's
+        quota line then counts what was charged."""
+        shown = {(c.scoring.board, c.scoring.predictions) for c in granted
+                 if c.result.evaluation is not None}
+        charged = [s for s in reserved if (s.board, s.predictions) in shown]
+        for candidate in granted:
+            board = candidate.scoring.board
+            candidate.result.quota = dataclasses.replace(
+                candidate.result.quota, needed=sum(s.board == board for s in charged))
+        return charged
+
+    def _score_with_labels(self, granted: list[Candidate]) -> None:
+        if not granted:
+            return
+        views = {v.board.id: v for v in collect(self.repo / "submissions")}
+        with ExitStack() as stack:
+            data = BoardData(self.label_specs, stack)
+            for candidate in granted:
+                result = candidate.result
+                self._score_entry(candidate.entry_dir, result, data)
+                if result.evaluation is not None:
+                    result.rank, result.rows = would_rank(views.get(result.board.id),
+                                                          result.evaluation["scores"])
+
+    def _score_entry(self, entry_dir: Path, result: EntryResult, data: BoardData) -> None:
+        """Validate against the board's lists (they ship with the labels) and score."""
+        benchmark = result.benchmark
+        report = ValidationReport()
         try:
-            # Quota first: it needs only the board, and refusing must not touch the labels.
-            board_name = (_metadata(entry_dir / METADATA_FILE) or {}).get("board")
-            try:
-                board = benchmark.board(str(board_name))
-            except KeyError:
-                board = None
-            if board is not None:
-                result.board = board
-                result.quota = decide(history, author, board.id, pr["head"]["sha"], self.now,
-                                      self.quota)
-                if not result.quota.allowed:
-                    return result
             outcome = evaluate_entry(entry_dir, benchmark, data, report, submission=True)
         except (LabelSourceError, BoardDataError) as exc:
-            result.note = f"Validated, but not scored: {exc}"
-            return result
+            # The text may name the label source (a host, a path): for the masked log only.
+            with actions.commands_off():
+                actions.log(f"{result.entry}: the labels of {benchmark.info.name} could not "
+                            f"be loaded: {exc}")
+            result.note = (f"Validated, but not scored: the labels of {benchmark.info.name} "
+                           "could not be loaded. The workflow run's log says why; please ask "
+                           "a maintainer.")
+            return
         result.board = outcome.board or result.board
-        if outcome.checked.metadata is not None:
-            result.method = outcome.checked.metadata.method
         if not report.ok:
             result.problems = report.lines()
         elif outcome.labels_missing:
@@ -226,15 +361,6 @@ class ScoreJob:
                            f"{benchmark.info.name} yet (see the maintainer guide).")
         else:
             result.evaluation = outcome.evaluation
-        return result
-
-    def _post(self, number: int, body: str, bot_comments: list[dict]) -> None:
-        """Update the bot's existing score comment, or create it: never a second one."""
-        mine = [c for c in bot_comments if MARKER in c.get("body", "")]
-        if mine:
-            self.gh.update_comment(mine[0]["id"], body)
-        else:
-            self.gh.create_comment(number, body)
 
 
 def run(repo: Path, label_specs: list[str] | None, site_url: str | None) -> int:
