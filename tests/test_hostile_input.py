@@ -84,22 +84,23 @@ def test_tampered_record_is_a_conflict_naming_the_record(forb, tmp_path, capsys,
     assert record.read_bytes() == before
 
 
-# 2. unreadable ground-truth files ----------------------------------------------------------
+# 2. unreadable FORB files: hidden ground truth, public query and database lists ------------
 
+@pytest.mark.parametrize("name", ["logos_gt.ndjson", "logos_query.ndjson",
+                                  "all_database_images.txt"])
 @pytest.mark.parametrize("breakage", ["folder", "not-utf8"])
-def test_unreadable_gt_file_is_a_data_error_naming_it(forb, tmp_path, capsys, breakage):
+def test_unreadable_forb_file_is_a_data_error_naming_it(forb, tmp_path, name, breakage):
     meta = shutil.copytree(forb[0], tmp_path / "meta")
-    gt = meta / "logos_gt.ndjson"
+    target = meta / name
     if breakage == "folder":
-        gt.unlink()
-        gt.mkdir()
+        target.unlink()
+        target.mkdir()
     else:
-        gt.write_bytes(gt.read_bytes() + b"\xff\xfe\n")
+        target.write_bytes(target.read_bytes() + b"\xff\xfe\n")
     _, entry, _ = _copy_entry(forb, tmp_path)
-    assert main(["evaluate", "--entry", str(entry), "--labels", str(meta),
-                 "--no-record"]) == 3
-    err = capsys.readouterr().err
-    assert "logos_gt.ndjson" in err
+    result = _cli("evaluate", "--entry", str(entry), "--labels", str(meta), "--no-record")
+    assert result.returncode == 3, result.stderr
+    _one_clear_line(result.stderr, name)
 
 
 # 3. output paths ---------------------------------------------------------------------------
@@ -340,24 +341,6 @@ def test_runs_of_blank_lines_are_skipped_in_bulk(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(plain)], cwd=REPO,
                             capture_output=True, text=True, timeout=45)
     assert result.stdout.strip() == f"[1, {(99 << 20) + 2}] True", result.stderr
-
-
-# 2b. unreadable public FORB metadata (query lists and database lists) -----------------------
-
-@pytest.mark.parametrize("name", ["logos_query.ndjson", "all_database_images.txt"])
-@pytest.mark.parametrize("breakage", ["folder", "not-utf8"])
-def test_unreadable_forb_metadata_is_a_data_error_naming_it(forb, tmp_path, name, breakage):
-    meta = shutil.copytree(forb[0], tmp_path / "meta")
-    target = meta / name
-    if breakage == "folder":
-        target.unlink()
-        target.mkdir()
-    else:
-        target.write_bytes(target.read_bytes() + b"\xff\xfe\n")
-    _, entry, _ = _copy_entry(forb, tmp_path)
-    result = _cli("evaluate", "--entry", str(entry), "--labels", str(meta), "--no-record")
-    assert result.returncode == 3, result.stderr
-    _one_clear_line(result.stderr, name)
 
 
 # 11. memory of validation without labels ---------------------------------------------------
