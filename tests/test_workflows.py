@@ -179,9 +179,29 @@ def test_the_token_is_never_on_a_command_line(path):
 
 
 def test_scoring_is_serialised_per_contributor():
-    # The quota ledger is read and written per contributor; keyed on the branch, two pull
-    # requests of one author scored side by side (their reservations still decide the quota).
+    # The quota ledger is read and written per pull request and per contributor: runs of one
+    # branch, and runs started by one user, never overlap (reservations still decide the quota).
     document = load(REPO / ".github/workflows/score.yml")
+    run = "github.event.workflow_run"
     assert document["concurrency"] == {
-        "group": "score-${{ github.event.workflow_run.actor.login }}",
+        "group": f"score-${{{{ {run}.head_repository.full_name }}}}-${{{{ {run}.head_branch }}}}",
         "cancel-in-progress": False}
+    assert document["jobs"]["score"]["concurrency"] == {
+        "group": f"score-author-${{{{ {run}.actor.login }}}}", "cancel-in-progress": False}
+
+
+def test_the_site_is_deployed_also_when_there_was_nothing_to_record():
+    """push is skipped when no record is new; GitHub then skips every job downstream of it
+    whose `if:` is the implicit success(), so build and deploy must say what they wait for."""
+    jobs = load(REPO / ".github/workflows/publish.yml")["jobs"]
+    assert jobs["push"]["if"] == "needs.records.outputs.recorded != '0'"
+
+    def ancestors(name: str) -> set[str]:
+        needs = jobs[name].get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        return set(needs).union(*(ancestors(n) for n in needs)) if needs else set()
+
+    for name in jobs:
+        if "push" in ancestors(name):
+            condition = jobs[name].get("if", "")
+            assert "!failure()" in condition and "!cancelled()" in condition, name
