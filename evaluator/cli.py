@@ -297,7 +297,8 @@ def _evaluate_predictions(args, data: BoardData) -> int:
         return EXIT_USAGE
     report = ValidationReport(max_errors=args.max_errors)
     task = data.task(benchmark, board)
-    checked = check_predictions(benchmark, args.predictions, task, report)
+    checked = check_predictions(benchmark, args.predictions, task, report,
+                                labels_for=(board, directory))
     if not report.ok:
         _print_report(f"{args.predictions} ({board.id})", report)
         return EXIT_INVALID

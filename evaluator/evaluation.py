@@ -2,15 +2,20 @@
 score, and describe the result with its provenance.
 
 Order matters: the task (public lists) is read first, the predictions are validated fully,
-and only then are labels opened. Nothing label-derived leaves this module except aggregate
-scores, per-slice query counts, a digest, and the ends of bootstrap intervals (per-query and
-per-image values are resampled here, while the labels are loaded, and never kept).
+and only then are labels used. (A benchmark with ``prefetch_labels`` has them decoded in the
+background while its predictions are read, for speed; they, and any error reading them, are
+looked at only once the predictions passed.) Nothing label-derived leaves this module except
+aggregate scores, per-slice query counts, a digest, and the ends of bootstrap intervals
+(per-query and per-image values are resampled here, while the labels are loaded, and never
+kept).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,7 @@ class CheckedPredictions:
     files: list[PredictionFile]
     arrays: Any
     metadata: EntryMetadata | None = None
+    labels: Future | None = None  # labels being read meanwhile (see prefetch_labels)
 
 
 class EntryError(Exception):
@@ -84,8 +90,12 @@ def _board_in_metadata(entry_dir: Path) -> str | None:
 
 
 def check_predictions(benchmark: Benchmark, path: Path, task: Any,
-                      report: ValidationReport) -> CheckedPredictions:
-    """Validate predictions at ``path`` (a file or folder in one of the benchmark's formats)."""
+                      report: ValidationReport, labels_for: tuple | None = None
+                      ) -> CheckedPredictions:
+    """Validate predictions at ``path`` (a file or folder in one of the benchmark's formats).
+
+    ``labels_for``: (board, labels directory) of an evaluation that follows; a benchmark
+    with ``prefetch_labels`` starts reading them now (checked.labels)."""
     if path.is_symlink():
         report.error(path.name, None, "symbolic links are not accepted")
         return CheckedPredictions(None, [], None)
@@ -101,14 +111,33 @@ def check_predictions(benchmark: Benchmark, path: Path, task: Any,
             report.error(file.name, None, "symbolic links are not accepted")
     if not report.ok:
         return CheckedPredictions(fmt, files, None)
+    labels = None
+    if labels_for and task is not None and getattr(benchmark, "prefetch_labels", False):
+        labels = _in_background(benchmark.load_labels, *labels_for, task)
     arrays = benchmark.read_predictions(fmt, files, task, report)
     progress.clear()
-    return CheckedPredictions(fmt, files, arrays if report.ok else None)
+    if not report.ok:
+        return CheckedPredictions(fmt, files, None)
+    return CheckedPredictions(fmt, files, arrays, labels=labels)
+
+
+def _in_background(function, *args) -> Future:
+    """function(*args) in a daemon thread (an invalid entry's exit does not wait for it)."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # kept for whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="labels", daemon=True).start()
+    return future
 
 
 def check_entry(entry_dir: Path, benchmark: Benchmark, task_for_board,
-                report: ValidationReport,
-                submission: bool = False) -> tuple[Board | None, CheckedPredictions]:
+                report: ValidationReport, submission: bool = False,
+                labels_dir_for=None) -> tuple[Board | None, CheckedPredictions]:
     """Validate an entry folder: metadata, folder rules and predictions.
 
     ``task_for_board(board)`` returns the board's task, or None when no label source is
@@ -128,7 +157,9 @@ def check_entry(entry_dir: Path, benchmark: Benchmark, task_for_board,
     if not report.ok:
         return board, CheckedPredictions(located[0], located[1], None, metadata)
     task = task_for_board(board) if board else None
-    checked = check_predictions(benchmark, entry_dir, task, report)
+    directory = labels_dir_for(board) if labels_dir_for and task is not None else None
+    checked = check_predictions(benchmark, entry_dir, task, report,
+                                labels_for=(board, directory) if directory else None)
     checked.metadata = metadata
     return board, checked
 
@@ -165,7 +196,8 @@ def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
     """Validate an entry and, if it passed and labels are at hand, score it. ``data`` is a
     :class:`evaluator.board_data.BoardData` (it opens label sources once per run)."""
     board, checked = check_entry(entry_dir, benchmark, lambda b: data.task(benchmark, b), report,
-                                 submission=submission)
+                                 submission=submission,
+                                 labels_dir_for=lambda b: data.directory(benchmark, b))
     if board is None or not report.ok:
         return EntryEvaluation(board, checked)
     directory = data.directory(benchmark, board)
@@ -217,7 +249,9 @@ def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: Ch
     ``siblings``: entries of the same board whose predictions this one is compared with,
     paired, while the labels are loaded (None: no ``paired`` block)."""
     progress.status("reading labels", force=True)
-    labels = benchmark.load_labels(board, labels_dir, task)
+    labels = checked.labels.result() if checked.labels is not None \
+        else benchmark.load_labels(board, labels_dir, task)
+    checked.labels = None  # not kept with the predictions
     progress.status("scoring", force=True)
     sheet = benchmark.score(board, task, checked.arrays, labels)
     progress.status("bootstrap intervals", force=True)

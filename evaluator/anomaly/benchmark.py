@@ -3,6 +3,7 @@ Each dataset's module only declares its facts and layout."""
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -57,6 +58,9 @@ class AnomalyBenchmark(Benchmark):
     layout: ClassVar[DatasetLayout]
     line_models = {ad_predictions.FORMAT.name: AnomalyPredictionLine}
     limits = ad_predictions.LIMITS
+    # Masks are decoded while the predictions are read (PIL and NumPy leave the GIL to the
+    # reader); evaluation uses them only once the predictions passed.
+    prefetch_labels = True
 
     def load_task(self, board, directory: Path) -> ad_task.AnomalyTask:
         return ad_task.load_task(self.layout, directory)
@@ -74,9 +78,16 @@ class AnomalyBenchmark(Benchmark):
         return labels.digest
 
     def score(self, board, task, predictions, labels) -> ScoreSheet:
-        return ad_scoring.score(task, predictions, labels)
+        # The replicates are made with the score (they share its counts and regions) and
+        # kept, weakly, for the bootstrap call that follows it.
+        sheet, replicates = ad_scoring.score_and_bootstrap(task, predictions, labels, board.id)
+        self._made = (weakref.ref(predictions), weakref.ref(labels), board.id, replicates)
+        return sheet
 
     def bootstrap(self, board, task, predictions, labels):
+        made, self._made = getattr(self, "_made", None), None
+        if made and made[0]() is predictions and made[1]() is labels and made[2] == board.id:
+            return made[3]
         return ad_scoring.bootstrap_replicates(task, predictions, labels, board.id)
 
     def slice_names(self) -> list[str]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import cached_property
+
 import numpy as np
 
 from evaluator.anomaly.labels import AnomalyLabels
@@ -24,8 +29,91 @@ METRIC_NAMES = ("I-AUROC", "P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact")
 PLOT_POINTS = 300
 
 
+# Categories are scored in this many threads: the work is sorts, counts and matrix products,
+# which NumPy runs without the GIL.
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
 def score(task: AnomalyTask, predictions: AnomalyPredictions, labels: AnomalyLabels) -> ScoreSheet:
-    results = [_score_category(task, predictions, labels, c) for c in range(len(task.categories))]
+    return score_and_bootstrap(task, predictions, labels, None)[0]
+
+
+def score_and_bootstrap(task: AnomalyTask, predictions: AnomalyPredictions,
+                        labels: AnomalyLabels, board_id: str | None,
+                        resamples: int = bootstrap.RESAMPLES,
+                        ) -> tuple[ScoreSheet, bootstrap.Bootstrap | None]:
+    """The score sheet and (with a board id) the bootstrap replicates, each category's in one
+    go so that what both need (counts, regions) is derived once."""
+    seed = bootstrap.board_seed(board_id) if board_id is not None else None
+
+    def category(c_index: int):
+        inputs = _CategoryInputs(task, predictions, labels, c_index)
+        return (_score_category(inputs),
+                None if seed is None else _category_replicates(inputs, seed, resamples))
+
+    with _category_pool() as pool:
+        done = list(pool.map(category, range(len(task.categories))))
+    sheet = _sheet(task, [d[0] for d in done])
+    if seed is None:
+        return sheet, None
+    return sheet, _bootstrap(task, [d[1] for d in done], seed, resamples)
+
+
+@contextmanager
+def _category_pool():
+    """Threads for the categories, with BLAS on one thread each: its own threads would
+    only compete with them (the products come out the same either way)."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        yield pool
+
+
+class _CategoryInputs:
+    """A category's slices of the maps and masks, and what score and bootstrap both derive
+    from them, derived once. The task keeps each category contiguous: slicing makes views
+    instead of copying hundreds of MB of maps."""
+
+    def __init__(self, task, predictions, labels, c_index: int) -> None:
+        positions = np.flatnonzero(task.category == c_index)
+        self.name = task.categories[c_index]
+        self.n = len(positions)
+        self.members = slice(positions[0], positions[-1] + 1)
+        self.scores = predictions.scores[self.members]
+        self.labels = labels.labels[self.members]
+        self.has_maps = predictions.maps is not None
+        self.maps = predictions.maps[self.members] if self.has_maps else None
+        self.masks = labels.masks[self.members]
+        self._labels = labels
+
+    @cached_property
+    def pixels(self) -> _PixelInputs:
+        return _PixelInputs(self.maps, self.masks,
+                            lambda: self._labels.regions(self.members, self.maps))
+
+
+class _PixelInputs:
+    """Maps and masks with their regions (scores as keys for float16 maps) and, for float16
+    maps, their key counts: each made on first use."""
+
+    def __init__(self, maps: np.ndarray, masks: np.ndarray, make_regions=None) -> None:
+        self.maps, self.masks = maps, masks
+        self._make_regions = make_regions or (lambda: Regions(masks, maps))
+
+    @cached_property
+    def regions(self) -> Regions:
+        regions = self._make_regions()
+        if self.maps.dtype == np.float16:
+            regions.scores = KEY_OF_BITS[regions.scores.astype(np.float16).view(np.uint16)]
+        return regions
+
+    @cached_property
+    def counted(self) -> KeyCounts:
+        return KeyCounts.of(self.maps, self.masks)
+
+
+def _sheet(task: AnomalyTask, results: list) -> ScoreSheet:
     scores = {c: r[0] for c, r in zip(task.categories, results)}
     counts = {c: r[1] for c, r in zip(task.categories, results)}
     curves = {"roc": {c: r[2] for c, r in zip(task.categories, results) if r[2]},
@@ -35,27 +123,23 @@ def score(task: AnomalyTask, predictions: AnomalyPredictions, labels: AnomalyLab
     return ScoreSheet(scores=scores, counts=counts, curves=curves)
 
 
-def _score_category(task, predictions, labels, c_index):
-    # The task keeps each category contiguous: slicing makes views instead of copying
-    # hundreds of MB of maps.
-    positions = np.flatnonzero(task.category == c_index)
-    members = slice(positions[0], positions[-1] + 1)
+def _score_category(inputs: _CategoryInputs):
     result: dict[str, float | None] = {m: None for m in METRIC_NAMES}
-    result["I-AUROC"] = roc_auc(predictions.scores[members], labels.labels[members])
+    result["I-AUROC"] = roc_auc(inputs.scores, inputs.labels)
     roc_curve, pro_curve = {}, {}
-    if predictions.maps is not None:
-        pixel, roc_curve, pro_curve = _pixel_metrics(predictions.maps[members],
-                                                     labels.masks[members])
+    if inputs.has_maps:
+        pixel, roc_curve, pro_curve = _pixel_metrics(inputs.maps, inputs.masks, inputs.pixels)
         result.update(pixel)
-    return result, len(positions), roc_curve, pro_curve
+    return result, inputs.n, roc_curve, pro_curve
 
 
-def _pixel_metrics(maps: np.ndarray, masks: np.ndarray):
+def _pixel_metrics(maps: np.ndarray, masks: np.ndarray, inputs: _PixelInputs | None = None):
+    inputs = inputs or _PixelInputs(maps, masks)
     if maps.dtype == np.float16:
-        return _pixel_metrics_from_counts(KeyCounts.of(maps, masks), masks, maps)
+        return _pixel_metrics_from_counts(inputs.counted, inputs.regions)
     ok_sorted = np.sort(_sortable(maps[~masks]))
     positives_sorted = np.sort(_sortable(maps[masks]))
-    regions = Regions(masks, maps)
+    regions = inputs.regions
     metrics = {"P-AUROC": auc_against_sorted_negatives(ok_sorted, positives_sorted)}
     pro_plot: dict = {}
     if regions.count and len(ok_sorted):
@@ -111,25 +195,38 @@ def bootstrap_replicates(task: AnomalyTask, predictions: AnomalyPredictions,
     """Replicates of every metric of every category with at least MIN_UNITS test images,
     and of their mean when every category has them."""
     seed = bootstrap.board_seed(board_id)
-    replicates: bootstrap.Replicates = {}
-    for c_index, category in enumerate(task.categories):
-        positions = np.flatnonzero(task.category == c_index)
-        if len(positions) < bootstrap.MIN_UNITS:
-            continue
-        members = slice(positions[0], positions[-1] + 1)
-        anomalous = labels.labels[members].astype(bool)
-        counts = bootstrap.stratified_counts(
-            seed, category, {"good": np.flatnonzero(~anomalous),
-                             "anomalous": np.flatnonzero(anomalous)},
-            len(positions), resamples)
-        values: dict[str, np.ndarray | None] = {m: None for m in METRIC_NAMES}
-        if anomalous.any() and not anomalous.all():
-            values["I-AUROC"] = bootstrap.auc_replicates(predictions.scores[members], anomalous,
-                                                         counts)
-        if predictions.maps is not None:
-            values.update(_pixel_replicates(predictions.maps[members], labels.masks[members],
-                                            counts))
-        replicates[category] = values
+
+    def category(c_index: int):
+        return _category_replicates(_CategoryInputs(task, predictions, labels, c_index), seed,
+                                    resamples)
+
+    with _category_pool() as pool:
+        return _bootstrap(task, list(pool.map(category, range(len(task.categories)))), seed,
+                          resamples)
+
+
+def _category_replicates(inputs: _CategoryInputs, seed: int, resamples: int) -> dict | None:
+    """A category's replicates (None below MIN_UNITS images); its own stream, so the
+    categories can be resampled in any order."""
+    if inputs.n < bootstrap.MIN_UNITS:
+        return None
+    anomalous = inputs.labels.astype(bool)
+    counts = bootstrap.stratified_counts(
+        seed, inputs.name, {"good": np.flatnonzero(~anomalous),
+                            "anomalous": np.flatnonzero(anomalous)},
+        inputs.n, resamples)
+    values: dict[str, np.ndarray | None] = {m: None for m in METRIC_NAMES}
+    if anomalous.any() and not anomalous.all():
+        values["I-AUROC"] = bootstrap.auc_replicates(inputs.scores, anomalous, counts)
+    if inputs.has_maps:
+        values.update(_pixel_replicates(inputs.maps, inputs.masks, counts, inputs.pixels))
+    return values
+
+
+def _bootstrap(task: AnomalyTask, per_category: list, seed: int,
+               resamples: int) -> bootstrap.Bootstrap:
+    replicates: bootstrap.Replicates = {
+        c: v for c, v in zip(task.categories, per_category) if v is not None}
     if replicates and len(replicates) == len(task.categories):
         replicates["mean"] = {}
         for metric in METRIC_NAMES:
@@ -140,7 +237,9 @@ def bootstrap_replicates(task: AnomalyTask, predictions: AnomalyPredictions,
                                replicates)
 
 
-def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray) -> dict:
+def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray,
+                      inputs: _PixelInputs | None = None) -> dict:
+    inputs = inputs or _PixelInputs(maps, masks)
     n = len(maps)
     flat_maps = maps.reshape(n, -1)
     flat_masks = masks.reshape(n, -1)
@@ -150,11 +249,11 @@ def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray) -
     if not n_pos.sum() or not n_neg.sum():
         return out
     if maps.dtype == np.float16:
-        return _pixel_replicates_from_counts(maps, masks, n_pos, n_neg, counts)
+        return _pixel_replicates_from_counts(inputs, n_pos, n_neg, counts)
     negatives = [np.sort(_sortable(amap[~mask])) for amap, mask in zip(flat_maps, flat_masks)]
     out["P-AUROC"] = bootstrap.pair_count_auc(_ordered_pairs(maps, masks, negatives),
                                               n_pos, n_neg, counts)
-    regions = Regions(masks, maps)
+    regions = inputs.regions
     if regions.count:
         region_counts = np.bincount(regions.image, minlength=n).astype(np.float64)
         ok_sorted = np.sort(np.concatenate(negatives), kind="stable")  # merges sorted runs
@@ -351,15 +450,8 @@ def _image_chunks(n: int, pixels: int, cells: int):
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
-def _keyed_regions(masks: np.ndarray, maps: np.ndarray) -> Regions:
-    regions = Regions(masks, maps)
-    regions.scores = KEY_OF_BITS[regions.scores.astype(np.float16).view(np.uint16)]
-    return regions
-
-
-def _pixel_metrics_from_counts(counted: KeyCounts, masks: np.ndarray, maps: np.ndarray):
+def _pixel_metrics_from_counts(counted: KeyCounts, regions: Regions):
     metrics: dict = {"P-AUROC": _count_auc(counted)}
-    regions = _keyed_regions(masks, maps)
     pro_plot: dict = {}
     if regions.count and counted.n_neg:
         fprs, pros = _count_pro_sampled(counted, regions, 100)
@@ -428,11 +520,11 @@ def _present_keys(negative: np.ndarray, regions: Regions, floor_key: int) -> np.
     return np.flatnonzero(present)
 
 
-def _pixel_replicates_from_counts(maps, masks, n_pos, n_neg, counts) -> dict:
+def _pixel_replicates_from_counts(inputs: _PixelInputs, n_pos, n_neg, counts) -> dict:
     """_pixel_replicates from counts: the same tables, so the same replicates."""
+    maps, masks = inputs.maps, inputs.masks
     n = len(maps)
-    counted = KeyCounts.of(maps, masks)
-    regions = _keyed_regions(masks, maps)
+    counted, regions = inputs.counted, inputs.regions
     positions = np.linspace(0, counted.n_neg - 1, num=100, dtype=int)
     sampled = counted.negative_key_at(positions)
     exact = _exact_threshold_keys(counted, regions) if regions.count else np.zeros(0, np.int64)
