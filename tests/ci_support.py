@@ -10,6 +10,7 @@ import re
 import subprocess
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -182,7 +183,8 @@ class FakeGitHub:
     def add_pull(self, number: int, author: str, head_sha: str, head_branch: str,
                  head_owner: str, files: list[dict], state: str = "open",
                  base_sha: str = "0" * 40, updated_at: str | None = None) -> dict:
-        pr = {"number": number, "state": state, "user": {"login": author},
+        pr = {"number": number, "state": state,
+              "user": {"login": author, "id": self.user_id(author)},
               "head": {"sha": head_sha, "ref": head_branch,
                        "repo": {"full_name": f"{head_owner}/leaderboard"},
                        "label": f"{head_owner}:{head_branch}"},
@@ -192,6 +194,11 @@ class FakeGitHub:
         self.files[number] = files
         self.comments.setdefault(number, [])
         return pr
+
+    @staticmethod
+    def user_id(login: str) -> int:
+        """The account's numeric id (stable for a test's logins)."""
+        return zlib.crc32(login.encode())
 
     def move_head(self, number: int, head_sha: str) -> None:
         """A push (or force-push) to the PR's branch: its head and file list change."""

@@ -391,6 +391,38 @@ def test_unsafe_artifacts_are_refused_before_anything_is_written(tmp_path, membe
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
 
 
+@pytest.mark.parametrize("names", [
+    ["submissions/forb/x", "submissions/forb/x/y"],
+    ["submissions/forb/x/y", "submissions/forb/x"],
+])
+def test_a_name_that_is_a_file_and_a_folder_is_refused(tmp_path, names):
+    """Review 3: it used to crash the job in mkdir (FileExistsError), with no comment."""
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, "x")
+    with pytest.raises(ArtifactError, match="'submissions/forb/x': both a file and a folder"):
+        safe_extract(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_to_write_a_member_is_an_artifact_error(tmp_path, monkeypatch):
+    """Review 3: any OSError while extracting ends as an ArtifactError (a comment)."""
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("submissions/forb/x/predictions.ndjson", "x")
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "x":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(ArtifactError, match="predictions.ndjson.*PermissionError"):
+        safe_extract(path, tmp_path / "out")
+
+
 def test_a_zip_bomb_is_refused(tmp_path):
     path = tmp_path / "bomb.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -653,8 +685,8 @@ def test_a_parallel_reservation_that_came_first_wins(pipeline, forb, label_opens
     rival = Scoring("contrib", "forb-v1", "f" * 64,
                     charged[0].at - dt.timedelta(seconds=1), 8, "8" * 40)
 
-    def rival_reserves(method: str, path: str) -> None:
-        if method in ("POST", "PATCH") and not pipeline.fake.comments[8]:
+    def rival_reserves(method: str, path: str) -> None:   # before this run's first decision
+        if path == "/search/issues" and not pipeline.fake.comments[8]:
             pipeline.fake.bot_comment(8, f"{MARKER}\n{ledger_marker([rival])}")
 
     pipeline.fake.on_request = rival_reserves
@@ -710,17 +742,18 @@ def test_a_file_list_longer_than_the_api_gives_is_refused(pipeline, forb, monkey
     assert "| overall |" not in body
 
 
-def test_label_source_errors_stay_in_the_log(pipeline, forb):
-    """Finding 6: the comment says the labels could not be loaded; where from (a host and
-    path) is only in the run's log."""
+def test_label_source_errors_reach_neither_comment_nor_log(pipeline, forb):
+    """Review 5: the error text may name the source's host and path, and a public
+    repository's logs are public: the log has a generic line and the exception's class."""
     write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
     commit_all(pipeline.repo, "entry")
     code, log = pipeline.score(pipeline.validate(),
                                labels="url:http://labels.example.org/private-path/forb.tar")
     body = shown(pipeline.comment())
     assert "the labels of forb could not be loaded" in body
-    assert "labels.example.org" not in body and "private-path" not in body
-    assert "labels.example.org/private-path" in log
+    for text in (body, *pipeline.logs):
+        assert "labels.example.org" not in text and "private-path" not in text
+    assert "the labels of forb could not be loaded (LabelSourceError)" in log
     assert ledger_from_comment(body) == []           # nothing shown, nothing charged
 
 
@@ -736,3 +769,140 @@ def test_labels_are_opened_only_for_entries_that_passed_validation(pipeline, for
     body = shown(pipeline.comment())
     assert code == 1 and "the default branch's evaluator found problems" in body
     assert label_opens == []
+
+
+def test_two_runs_of_one_pull_request_keep_each_others_charges(pipeline, forb, monkeypatch):
+    """Review 1: run S1 (head h1) is slow; S2 (head h2) reserves, scores and charges
+    meanwhile; S1 then finds the head moved and releases its own reservation only."""
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    first = commit_all(pipeline.repo, "entry")
+    staged_first = zip_folder(pipeline.validate())   # the next validate reuses the folder
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=5)
+    second = commit_all(pipeline.repo, "other predictions")
+    staged_second = pipeline.validate()
+    pipeline.fake.move_head(7, first)                # S1 starts while h1 is the head
+    second_run: list[tuple[int, str]] = []
+
+    def on_open() -> None:                           # S1 holds its reservation here
+        if not second_run:
+            second_run.append((0, ""))
+            pipeline.fake.move_head(7, second)
+            second_run[0] = pipeline.score(staged_second, labels="spy:")
+
+    monkeypatch.setitem(labels_module._KINDS, "spy", lambda rest: SpySource(forb[0], on_open))
+    code, _ = pipeline.score(staged_first, labels="spy:")
+    assert second_run and second_run[0][0] == 0, pipeline.comment()
+    assert code == 1 and "head moved on from commit" in shown(pipeline.comment())
+    charged = ledger_from_comment(pipeline.comment())
+    assert [(s.head_sha, s.run) for s in charged] == [(second, f"{pipeline.run_id}.1")]
+
+
+def test_a_reservation_that_appears_meanwhile_refuses_whatever_its_time(pipeline, forb,
+                                                                        label_opens):
+    """Review 2: a competing reservation that was not there at the first decision refuses
+    this run's board, even when it is dated later or made on a higher-numbered PR: its run
+    may have decided without seeing this one. No charge; re-run the workflow."""
+    pipeline.variables["LEADERBOARD_QUOTA"] = "1"
+    pipeline.fake.add_pull(8, "contrib", "8" * 40, "other", "contrib-owner", [])
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    later = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(minutes=5)
+    rival = Scoring("contrib", "forb-v1", "f" * 64, later, 8, "8" * 40)
+
+    def rival_reserves(method: str, path: str) -> None:
+        if method in ("POST", "PATCH") and not pipeline.fake.comments[8]:
+            pipeline.fake.bot_comment(8, f"{MARKER}\n{ledger_marker([rival])}")
+
+    pipeline.fake.on_request = rival_reserves
+    code, _ = pipeline.score(pipeline.validate(), labels="spy:")
+    body = shown(pipeline.comment())
+    assert code == 0
+    assert "another scoring by the same contributor on forb-v1 was in progress" in body
+    assert "re-run this workflow" in body
+    assert "| overall |" not in body and label_opens == []
+    assert ledger_from_comment(body) == []           # released
+
+
+def test_a_renamed_account_keeps_its_quota(pipeline, forb):
+    """Review 4: charges made under the old login count for the same account id."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    user_id = pipeline.fake.user_id("contrib")
+    earlier = [Scoring("old-login", "forb-v1", f"{i:040x}", now - dt.timedelta(hours=i + 1),
+                       3, user_id=user_id) for i in range(3)]
+    # GitHub shows (and searches) the closed PR under the account's current login.
+    pipeline.fake.add_pull(3, "contrib", "f" * 40, "older", "contrib-owner", [], state="closed")
+    pipeline.fake.bot_comment(3, f"{MARKER}\nold\n{ledger_marker(earlier)}")
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    code, _ = pipeline.score(pipeline.validate())
+    body = pipeline.comment()
+    assert code == 0
+    assert "needs 1 new scoring(s) on forb-v1, and 3 of the quota of 3" in body
+    assert "| overall |" not in body
+
+
+def test_a_merged_entry_is_scored_only_with_all_its_files(pipeline, forb):
+    """Review 6: a PR that fixes a merged entry's README cannot have the entry scored from
+    a subset of its files (records/ aside)."""
+    readme = pipeline.repo / "submissions/forb/merged-one/README.md"
+    readme.write_text("A fix.\n")
+    commit_all(pipeline.repo, "readme")
+    staged = pipeline.stage(["submissions/forb/merged-one"])
+    (staged / "submissions/forb/merged-one/predictions.ndjson").unlink()
+    code, _ = pipeline.score(staged)
+    body = shown(pipeline.comment())
+    assert code == 1
+    assert ("submissions/forb/merged-one/predictions.ndjson: in the merged entry but missing "
+            "from the artifact") in body
+    assert "records/" not in body
+
+
+def test_an_unexpected_error_after_reserving_releases_it(pipeline, forb, monkeypatch):
+    """Review 7a: any failure once the reservation is written still updates the comment
+    (released, one line in the log, no traceback)."""
+    class Broken(SpySource):
+        @contextmanager
+        def open(self):
+            raise RuntimeError("disk full at /secret/place")
+            yield
+
+    monkeypatch.setitem(labels_module._KINDS, "spy", lambda rest: Broken(forb[0], None))
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    code, log = pipeline.score(pipeline.validate(), labels="spy:")
+    body = shown(pipeline.comment())
+    assert code == 1
+    assert "scoring in progress" not in body and ledger_from_comment(body) == []
+    assert "RuntimeError" in log and "/secret/place" not in log + body
+
+
+def test_old_ledger_entries_are_dropped_when_the_comment_is_written(pipeline, forb):
+    """Review 7b: entries older than the window no longer count; they are not kept, so a
+    long-lived PR's comment stays small. Recent ones written by other runs stay."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    old = Scoring("contrib", "forb-v1", "a" * 64, now - dt.timedelta(hours=30), 7, "a" * 40)
+    recent = Scoring("contrib", "forb-v1", "b" * 64, now - dt.timedelta(hours=1), 7, "b" * 40)
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    staged = pipeline.validate()
+    pipeline.fake.bot_comment(7, f"{MARKER}\nearlier\n{ledger_marker([old, recent])}")
+    code, _ = pipeline.score(staged)
+    ledger = ledger_from_comment(pipeline.comment())
+    assert code == 0
+    assert old not in ledger and recent in ledger and len(ledger) == 2
+
+
+def test_this_pull_requests_own_charges_count(pipeline, forb):
+    """Review 1: the history the quota is decided on holds this PR's ledger as it is now."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    earlier = [Scoring("contrib", "forb-v1", f"{i:064x}", now - dt.timedelta(hours=1), 7,
+                       f"{i:040x}", "99.1") for i in range(3)]
+    write_entry(pipeline.repo / "submissions/forb/new-method", forb, seed=2)
+    commit_all(pipeline.repo, "entry")
+    staged = pipeline.validate()
+    pipeline.fake.bot_comment(7, f"{MARKER}\nearlier\n{ledger_marker(earlier)}")
+    code, _ = pipeline.score(staged)
+    body = pipeline.comment()
+    assert code == 0
+    assert "needs 1 new scoring(s) on forb-v1, and 3 of the quota of 3" in body
+    assert sorted(ledger_from_comment(body), key=lambda s: s.predictions) == earlier

@@ -20,6 +20,7 @@ from evaluator.ci.artifact import (
     read_manifest,
 )
 from evaluator.ci.changes import Change, changes_from_api_files
+from evaluator.ci.comment import GITHUB_COMMENT_LIMIT, EntryResult, build_comment
 from evaluator.ci.github import GitHub, iso
 from evaluator.ci.labels import mask_label_secrets
 from evaluator.ci.quota import (
@@ -111,15 +112,41 @@ def test_quota_charges_every_entry_of_a_commit_all_or_none_per_board():
     assert decide([], same, NOW, Quota(limit=1))["forb-v1"].needed == 1
 
 
-def test_competing_reservations_earliest_first_then_lower_pull_request():
-    """Finding 3: two runs that see each other's reservation reach the same verdict."""
+def test_a_known_reservation_counts_whatever_its_time_or_pull_request():
+    """Review 2: a reservation already in the history takes its place, also when it is dated
+    the same second as the new one and made on a higher-numbered pull request."""
     quota = Quota(limit=1)
-    mine, theirs = scoring("p7", 0, pr=7), scoring("p8", 0, pr=8)
-    assert decide([theirs], [mine], NOW, quota)["forb-v1"].allowed           # tie: #7 first
-    assert not decide([mine], [theirs], NOW, quota)["forb-v1"].allowed
-    earlier = scoring("p8", 1 / 3600, pr=8)                                  # a second before
-    assert not decide([earlier], [mine], NOW, quota)["forb-v1"].allowed
-    assert decide([mine], [earlier], NOW, quota)["forb-v1"].allowed
+    a, b = scoring("pa", 0, pr=2), scoring("pb", 0, pr=1)
+    assert decide([], [a], NOW, quota)["forb-v1"].allowed
+    assert not decide([a], [b], NOW, quota)["forb-v1"].allowed
+    later = scoring("pc", -1, pr=9)                    # dated after the new one
+    assert not decide([later], [b], NOW, quota)["forb-v1"].allowed
+
+
+def test_quota_follows_the_account_id_across_a_rename():
+    """Review 4: the ledger keeps the numeric user id; a renamed account is the same person.
+    Ledgers without ids still compare logins."""
+    quota = Quota(limit=1)
+    before = Scoring("old-name", "forb-v1", "p" * 64, NOW - dt.timedelta(hours=1), 3,
+                     user_id=42)
+    after = Scoring("new-name", "forb-v1", "q" * 64, NOW, 7, user_id=42)
+    assert not decide([before], [after], NOW, quota)["forb-v1"].allowed
+    other = Scoring("old-name", "forb-v1", "q" * 64, NOW, 7, user_id=43)   # login reused
+    assert decide([before], [other], NOW, quota)["forb-v1"].allowed
+    legacy = Scoring("new-name", "forb-v1", "p" * 64, NOW - dt.timedelta(hours=1), 3)
+    assert not decide([legacy], [after], NOW, quota)["forb-v1"].allowed
+    assert ledger_from_comment(ledger_marker([before])) == [before]
+
+
+def test_a_long_comment_keeps_its_whole_ledger_under_githubs_limit():
+    """Review 7b: the body is cut to make room; the ledger never is."""
+    ledger = [Scoring(f"user{i}", "forb-v1", f"{i:064x}", NOW, 7, f"{i:040x}", "12.1", i)
+              for i in range(150)]
+    noisy = ["." * 300] * 30                       # each dot is shown as '&#46;'
+    results = [EntryResult(f"submissions/forb/e{i}", None, problems=noisy) for i in range(5)]
+    body = build_comment(results, "a" * 40, ledger)
+    assert len(body) <= GITHUB_COMMENT_LIMIT
+    assert ledger_from_comment(body) == ledger
 
 
 def test_quota_settings_come_from_repository_variables(monkeypatch):

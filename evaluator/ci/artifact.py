@@ -111,6 +111,7 @@ def safe_extract(zip_path: Path, dest: Path,
             checked = [(info, _member_path(info)) for info in files]
             for info, _ in checked:
                 _check_member(info, limits)
+            _check_file_and_folder_names([path for _, path in checked])
             if sum(info.file_size for info in files) > limits.max_total_bytes:
                 raise ArtifactError("the artifact's files are larger than allowed in all")
             written = 0
@@ -123,13 +124,23 @@ def safe_extract(zip_path: Path, dest: Path,
     return dest
 
 
+def _check_file_and_folder_names(paths: list[PurePosixPath]) -> None:
+    """A name cannot be a file and a folder at once (``x`` and ``x/y``); writing both would
+    fail half-way."""
+    folders = {parent for path in paths for parent in path.parents}
+    both = sorted(str(path) for path in paths if path in folders)
+    if both:
+        raise ArtifactError(f"artifact member {both[0]!r}: both a file and a folder")
+
+
 def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path,
                  limits: ArtifactLimits, budget: int) -> int:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        raise ArtifactError(f"artifact member {info.filename!r}: appears twice")
     copied = 0
     try:
+        # Inside the try: any file-system error on hostile names is the artifact's problem.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            raise ArtifactError(f"artifact member {info.filename!r}: appears twice")
         with archive.open(info) as source, open(target, "xb") as sink:
             while chunk := source.read(1 << 20):
                 copied += len(chunk)
@@ -137,8 +148,11 @@ def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path,
                     raise ArtifactError(f"artifact member {info.filename!r}: more data than "
                                         "its declared size")
                 sink.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"artifact member {info.filename!r}: unreadable ({exc})") from None
+    except OSError as exc:   # the class only: the message names the runner's paths
+        raise ArtifactError(f"artifact member {info.filename!r}: could not be written "
+                            f"({type(exc).__name__})") from None
     return copied
 
 

@@ -13,6 +13,7 @@ from evaluator.site.formatting import format_value
 
 MARKER = "<!-- leaderboard-score -->"
 MAX_BODY_CHARS = 50_000
+GITHUB_COMMENT_LIMIT = 65_536   # GitHub refuses longer comments
 
 
 @dataclass
@@ -82,6 +83,10 @@ def entry_section(result: EntryResult, site_url: str | None) -> list[str]:
 
 
 def quota_refusal(decision: Decision, board: str) -> str:
+    if decision.contended:
+        return (f"Not scored: another scoring by the same contributor on {board} was in "
+                "progress at the same time, so the quota could not be checked safely. Nothing "
+                "was charged; re-run this workflow (or push again) once the other run ended.")
     text = (f"Not scored: this pull request needs {decision.needed} new scoring(s) on {board}, "
             f"and {decision.used} of the quota of {decision.limit} scorings per board and "
             f"contributor in {decision.window_text} are used. Each entry with new predictions "
@@ -95,11 +100,10 @@ def quota_refusal(decision: Decision, board: str) -> str:
 
 def progress_comment(head_sha: str, ledger: list[Scoring]) -> str:
     """What the comment says while the scorings in ``ledger`` are reserved and scored."""
-    return "\n".join([
+    return with_ledger("\n".join([
         MARKER, "### Leaderboard: scoring in progress", "",
         f"Commit {md_code(head_sha[:12])} is being scored against the hidden labels; this "
-        "comment is updated with the scores when the run ends.", "",
-        ledger_marker(ledger), ""])
+        "comment is updated with the scores when the run ends."]), ledger)
 
 
 def build_comment(results: list[EntryResult], head_sha: str, ledger: list[Scoring],
@@ -113,7 +117,15 @@ def build_comment(results: list[EntryResult], head_sha: str, ledger: list[Scorin
         lines += [f"- {md(p)}" for p in problems[:30]] + [""]
     for result in results:
         lines += entry_section(result, site_url)
-    body = "\n".join(lines)
-    if len(body) > MAX_BODY_CHARS:  # GitHub refuses comments over 65,536 characters
-        body = body[:MAX_BODY_CHARS] + "\n\n(truncated: see the workflow run's summary)"
-    return body + "\n\n" + ledger_marker(ledger) + "\n"
+    return with_ledger("\n".join(lines), ledger)
+
+
+def with_ledger(body: str, ledger: list[Scoring]) -> str:
+    """``body`` and the hidden ledger; the body is cut to fit GitHub's limit, the ledger never
+    is (a cut ledger would read as empty and free the quota)."""
+    marker = ledger_marker(ledger)
+    note = "\n\n(truncated: see the workflow run's summary)"
+    room = min(MAX_BODY_CHARS, GITHUB_COMMENT_LIMIT - len(marker) - len(note) - 4)
+    if len(body) > room:
+        body = body[:max(room, 0)] + note
+    return body + "\n\n" + marker + "\n"

@@ -12,9 +12,12 @@ because it reveals nothing new.
 
 The ledger needs no storage of its own: the score workflow's PR comment carries a hidden list of
 the scorings it made on that PR, and only the workflow's bot can write or edit those comments.
+Each scoring names the account by its numeric id as well as its login (a renamed account is the
+same contributor) and the run that wrote it (a run removes only its own reservation).
 The score job writes its new scorings there as a reservation before it opens any label, then
-reads the other pull requests again: where reservations compete, the earliest win (ties: the
-lower pull-request number), so every run reaches the same verdict.
+reads the other pull requests again: a competing scoring that appeared meanwhile, whatever its
+time, means another run may have decided without seeing this one, so the board is not scored
+(both runs may refuse; a re-run of the workflow then decides alone).
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ class Scoring:
     at: dt.datetime
     pull_request: int = 0
     head_sha: str = ""
+    run: str = ""             # the score run that wrote it ("<run id>.<attempt>")
+    user_id: int = 0          # the account's numeric id: logins can be renamed
 
     def to_json(self) -> dict:
-        return {"author": self.author, "board": self.board, "predictions": self.predictions,
-                "at": self.at.strftime(_TIME), "pr": self.pull_request, "head": self.head_sha}
+        return {"author": self.author, "uid": self.user_id, "board": self.board,
+                "predictions": self.predictions, "at": self.at.strftime(_TIME),
+                "pr": self.pull_request, "head": self.head_sha, "run": self.run}
 
     @classmethod
     def from_json(cls, data: dict) -> Scoring:
@@ -58,12 +64,15 @@ class Scoring:
         # Ledgers written before predictions were charged name only the commit.
         charged = data.get("predictions") or data["head"]
         return cls(str(data["author"]), str(data["board"]), str(charged), at,
-                   int(data.get("pr", 0)), str(data.get("head", "")))
+                   int(data.get("pr", 0)), str(data.get("head", "")),
+                   str(data.get("run", "")), int(data.get("uid", 0)))
 
-    @property
-    def order(self) -> tuple:
-        """Who came first when scorings compete for the last places."""
-        return (self.at, self.pull_request, self.predictions)
+    def same_author(self, other: Scoring) -> bool:
+        """The same account: by id where both know it (ledgers written before ids were kept
+        know only the login)."""
+        if self.user_id and other.user_id:
+            return self.user_id == other.user_id
+        return self.author == other.author
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class Decision:
     limit: int
     next_free: dt.datetime | None = None   # when enough charges leave the window, if ever
     window: dt.timedelta = DEFAULT_WINDOW
+    contended: bool = False   # refused because another run reserved at the same time
 
     @property
     def window_text(self) -> str:
@@ -108,16 +118,21 @@ class Decision:
         return f"{hours:g} hours"
 
 
-def charges(history: Iterable[Scoring], author: str, board: str, now: dt.datetime,
+def counts(s: Scoring, who: Scoring, board: str, now: dt.datetime, quota: Quota) -> bool:
+    """Does ``s`` count against ``who``'s quota on ``board`` now?"""
+    return s.board == board and s.same_author(who) and now - s.at < quota.window
+
+
+def charges(history: Iterable[Scoring], who: Scoring, board: str, now: dt.datetime,
             quota: Quota) -> list[Scoring]:
-    """The author's distinct predictions charged on ``board`` in the window, each at its first
-    scoring, first come first."""
+    """The distinct predictions charged to ``who``'s account on ``board`` in the window, each
+    at its first scoring, oldest first."""
     first: dict[str, Scoring] = {}
     for s in history:
-        if s.author == author and s.board == board and now - s.at < quota.window:
-            if s.predictions not in first or s.order < first[s.predictions].order:
+        if counts(s, who, board, now, quota):
+            if s.predictions not in first or s.at < first[s.predictions].at:
                 first[s.predictions] = s
-    return sorted(first.values(), key=lambda s: s.order)
+    return sorted(first.values(), key=lambda s: (s.at, s.predictions))
 
 
 def new_scorings(history: list[Scoring], wanted: list[Scoring], now: dt.datetime,
@@ -125,7 +140,7 @@ def new_scorings(history: list[Scoring], wanted: list[Scoring], now: dt.datetime
     """The scorings of ``wanted`` that cost one: predictions not yet charged on their board."""
     new: dict[tuple[str, str], Scoring] = {}
     for s in wanted:
-        known = {c.predictions for c in charges(history, s.author, s.board, now, quota)}
+        known = {c.predictions for c in charges(history, s, s.board, now, quota)}
         if s.predictions not in known:
             new.setdefault((s.board, s.predictions), s)
     return list(new.values())
@@ -134,25 +149,40 @@ def new_scorings(history: list[Scoring], wanted: list[Scoring], now: dt.datetime
 def decide(history: list[Scoring], wanted: list[Scoring], now: dt.datetime,
            quota: Quota) -> dict[str, Decision]:
     """May the scorings in ``wanted`` (one pull request's, by one author) be made now, next to
-    ``history`` (every other scoring and reservation known)? Per board, all or none: the
-    board's new predictions must all rank within the first ``limit`` charges."""
+    ``history`` (every other scoring and reservation known)? Per board, all or none: every
+    charge already known counts first, whatever its time, and the board's new predictions
+    must all fit in what is left."""
     decisions = {}
     for board in sorted({s.board for s in wanted}):
         mine = [s for s in wanted if s.board == board]
-        author = mine[0].author
-        new = {s.predictions for s in new_scorings(history, mine, now, quota)}
-        ranked = charges([*history, *mine], author, board, now, quota)
-        places = [i for i, s in enumerate(ranked) if s.predictions in new]
-        used = len(ranked) - len(new)
-        if quota.limit <= 0 or all(i < quota.limit for i in places):
+        new = new_scorings(history, mine, now, quota)
+        others = charges(history, mine[0], board, now, quota)
+        used = len(others)
+        if quota.limit <= 0 or used + len(new) <= quota.limit:
             decisions[board] = Decision(True, used, len(new), quota.limit, window=quota.window)
             continue
-        others = [s for s in ranked if s.predictions not in new]
         over = used + len(new) - quota.limit   # how many charges must leave the window first
         next_free = (others[over - 1].at + quota.window
                      if len(new) <= quota.limit and 0 < over <= len(others) else None)
         decisions[board] = Decision(False, used, len(new), quota.limit, next_free, quota.window)
     return decisions
+
+
+def contended(before: list[Scoring], after: list[Scoring], reserved: list[Scoring],
+              now: dt.datetime, quota: Quota) -> set[str]:
+    """The boards of ``reserved`` on which a scoring by the same account appeared between
+    two reads of the history: its run may have decided without seeing this reservation, so
+    neither order of the two can be trusted."""
+    appeared = set(after) - set(before)
+    return {r.board for r in reserved
+            if any(counts(s, r, r.board, now, quota) for s in appeared)}
+
+
+def pruned(ledger: list[Scoring], now: dt.datetime, quota: Quota) -> list[Scoring]:
+    """The ledger without scorings that no longer count (older than the window; never less
+    than the default window, so a maintainer's brief change of the setting loses nothing)."""
+    keep = max(quota.window, DEFAULT_WINDOW)
+    return [s for s in ledger if now - s.at < keep]
 
 
 def ledger_from_comment(body: str) -> list[Scoring]:

@@ -10,11 +10,15 @@ Steps, in this order:
    the default branch, apply the submission rules again, refuse more than
    ``MAX_ENTRIES_PER_PULL_REQUEST`` entries;
 3. validate each entry with the default branch's evaluator, without labels;
-4. quota: decide, reserve the new scorings in this PR's comment, read the other pull requests
-   again and decide again (see :mod:`evaluator.ci.quota`);
+4. quota: decide, reserve the new scorings in this PR's comment, read the author's pull
+   requests again and refuse a board where a competing scoring appeared meanwhile (see
+   :mod:`evaluator.ci.quota`);
 5. only then open the labels, check the predictions against the board's lists and score;
 6. read the pull request again: if its head moved meanwhile, nothing is published or charged;
 7. post or update the one comment, with the scorings charged in its hidden ledger.
+
+Every write of the comment re-reads its ledger first and replaces only this run's own
+scorings: two runs of one pull request never erase each other's charges.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +55,11 @@ from evaluator.ci.quota import (
     Decision,
     Quota,
     Scoring,
+    contended,
     decide,
     ledger_from_comment,
     new_scorings,
+    pruned,
 )
 from evaluator.entries import METADATA_FILE
 from evaluator.evaluation import (
@@ -133,7 +140,29 @@ def check_artifact_matches_pr(files: dict[str, Path], changed_files: list[dict],
     for name in changed:
         if any(name.startswith(e + "/") for e in manifest["entries"]) and name not in files:
             problems.append(f"{name}: changed by the pull request but missing from the artifact")
+    removed = removed_paths(changed_files)
+    for entry in manifest["entries"]:
+        problems += [f"{name}: in the merged entry but missing from the artifact"
+                     for name in merged_files(repo, entry)
+                     if name not in files and name not in removed]
     return problems
+
+
+def removed_paths(changed_files: list[dict]) -> set[str]:
+    """Paths the commit deletes or moves away (the submission rules refuse those, naming
+    them better)."""
+    return ({f["filename"] for f in changed_files if f.get("status") == "removed"}
+            | {f["previous_filename"] for f in changed_files if f.get("previous_filename")})
+
+
+def merged_files(repo: Path, entry: str) -> list[str]:
+    """The files of ``entry`` on the default branch, records aside: a PR that changes a
+    merged entry must carry all of them, or it could have a subset of them scored."""
+    folder = repo / entry
+    if not folder.is_dir():
+        return []
+    return [path.relative_to(repo).as_posix() for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.relative_to(folder).parts[0] != "records"]
 
 
 def _metadata(path: Path) -> dict | None:
@@ -147,7 +176,7 @@ def _metadata(path: Path) -> dict | None:
 def scoring_history(gh: GitHub, login: str, now: dt.datetime, quota: Quota,
                     skip: int) -> list[Scoring]:
     """Scorings recorded on the author's other PRs updated within the window (``skip``: this
-    PR, whose ledger the caller read whole). Only comments updated within the window are read:
+    PR, whose ledger the caller reads whole). Only comments updated within the window are read:
     a ledger comment is rewritten with each scoring, so older ones hold no scoring that counts."""
     if quota.limit <= 0:
         return []
@@ -179,6 +208,7 @@ class ScoreJob:
                  quota: Quota, now: dt.datetime, site_url: str | None = None) -> None:
         self.repo, self.gh, self.quota, self.now, self.site_url = repo, gh, quota, now, site_url
         self.label_specs = (label_specs or []) + default_label_specs(repo)
+        self.run_id = ""   # set per run: tags the scorings this run writes
 
     def run(self, payload: dict, workdir: Path) -> int:
         run = payload.get("workflow_run") or {}
@@ -192,26 +222,46 @@ class ScoreJob:
             actions.write_summary(f"### Leaderboard: not scored\n\n{md(exc)}\n")
             return 1
         number, author = pr["number"], pr["user"]["login"]
-        ledger = [s for c in self.gh.bot_comments(number)
-                  for s in ledger_from_comment(c.get("body", ""))]
+        # Unique per execution: a re-run attempt must not take the first attempt's charges.
+        self.run_id = f"{run.get('id')}.{run.get('run_attempt') or 1}"
         try:
-            results, ledger = self._score(run, pr, workdir, ledger)
+            results, charged = self._score(run, pr, workdir)
             problems: list[str] = []
         except (ScoreRefused, ArtifactError, GitHubError) as exc:
-            # Nothing is published, so nothing is charged: the ledger is the one read above,
-            # which also releases a reservation this run made.
-            results, problems = [], [str(exc)]
-        body = build_comment(results, run["head_sha"], ledger, self.site_url, problems)
-        self.gh.upsert_marked_comment(number, MARKER, body)
+            # Nothing is published, so nothing is charged (a reservation is released).
+            results, charged, problems = [], [], [str(exc)]
+        except Exception as exc:   # whatever failed, the reservation must be released
+            # The text may name the label source or the runner's paths: the class only.
+            actions.log(f"error: scoring stopped on an unexpected {type(exc).__name__}")
+            results, charged = [], []
+            problems = [f"the scoring stopped on an unexpected error ({type(exc).__name__}); "
+                        "nothing was charged. Please ask a maintainer."]
+        body = self._write_comment(
+            number, lambda ledger: build_comment(results, run["head_sha"], ledger,
+                                                 self.site_url, problems), charged)
         actions.write_summary(body.replace(MARKER, ""))
         failed = problems or any(r.problems for r in results)
         actions.set_output("scored", str(sum(r.evaluation is not None for r in results)))
         actions.log(f"commented on pull request #{number} by {author}")
         return 1 if failed else 0
 
-    def _score(self, run: dict, pr: dict, workdir: Path,
-               ledger: list[Scoring]) -> tuple[list[EntryResult], list[Scoring]]:
-        """The results to show and the PR's ledger with the scorings they charge."""
+    def _pr_ledger(self, number: int) -> list[Scoring]:
+        """This PR's ledger as it is now (other runs of the PR may have written)."""
+        return [s for c in self.gh.bot_comments(number)
+                for s in ledger_from_comment(c.get("body", ""))]
+
+    def _write_comment(self, number: int, make_body: Callable[[list[Scoring]], str],
+                       mine: list[Scoring]) -> str:
+        """Write this PR's comment with a ledger read just before: every other run's entries
+        kept, this run's replaced by ``mine``, those past the window dropped."""
+        current = [s for s in self._pr_ledger(number) if s.run != self.run_id]
+        body = make_body(pruned(current + mine, self.now, self.quota))
+        self.gh.upsert_marked_comment(number, MARKER, body)
+        return body
+
+    def _score(self, run: dict, pr: dict,
+               workdir: Path) -> tuple[list[EntryResult], list[Scoring]]:
+        """The results to show and the scorings they charge."""
         head_sha = run["head_sha"]
         zip_path = self.gh.download_artifact(int(run["id"]), ARTIFACT_NAME,
                                              workdir / "artifact.zip",
@@ -223,7 +273,7 @@ class ScoreJob:
             result, candidate = self._validate_without_labels(root / entry, entry, pr, head_sha)
             results.append(result)
             candidates += [candidate] if candidate else []
-        decisions, reserved = self._reserve(candidates, pr, ledger)
+        decisions, reserved = self._reserve(candidates, pr)
         granted = []
         for candidate in candidates:
             candidate.result.quota = decisions[candidate.scoring.board]
@@ -234,7 +284,7 @@ class ScoreJob:
             raise ScoreRefused(f"the pull request's head moved on from commit {head_sha[:12]} "
                                "while it was being scored, so its scores are not shown (and "
                                "not charged); the run for the new head commit posts its own")
-        return results, ledger + self._charged(granted, reserved)
+        return results, self._charged(granted, reserved)
 
     def _check_artifact(self, root: Path, base_sha: str, head_sha: str) -> Plan:
         """The PR's plan at exactly ``head_sha``, after checking that the artifact holds that
@@ -281,36 +331,39 @@ class ScoreJob:
             return result, None
         digest = predictions_provenance(checked.fmt, checked.files)["sha256"]
         scoring = Scoring(pr["user"]["login"], board.id, digest, self.now, pr["number"],
-                          head_sha)
+                          head_sha, self.run_id, int(pr["user"].get("id") or 0))
         return result, Candidate(result, entry_dir, scoring)
 
-    def _history(self, pr: dict, ledger: list[Scoring]) -> list[Scoring]:
+    def _history(self, pr: dict) -> list[Scoring]:
+        """Every scoring that counts for the decisions: the author's other PRs and this PR's
+        ledger as it is now, without this run's own reservation."""
+        mine = [s for s in self._pr_ledger(pr["number"]) if s.run != self.run_id]
         return scoring_history(self.gh, pr["user"]["login"], self.now, self.quota,
-                               skip=pr["number"]) + ledger
+                               skip=pr["number"]) + mine
 
-    def _reserve(self, candidates: list[Candidate], pr: dict,
-                 ledger: list[Scoring]) -> tuple[dict[str, Decision], list[Scoring]]:
+    def _reserve(self, candidates: list[Candidate],
+                 pr: dict) -> tuple[dict[str, Decision], list[Scoring]]:
         """Decide the quota per board; write the new scorings into this PR's ledger as a
-        reservation before any label is opened, then decide again with a fresh view of the
-        author's other pull requests (a parallel run may have reserved meanwhile). A board is
-        scored only if both decisions allow it. Returns the decisions and the reservation.
+        reservation before any label is opened, then read the history again: a board where a
+        competing scoring appeared meanwhile is refused (that run may have decided without
+        seeing this reservation). Returns the decisions and the reservation kept.
 
         A reservation is dated when it is written, not when the run started: a run that was
         slow to get here must not overtake one that reserved and scored meanwhile."""
-        history = self._history(pr, ledger)
+        before = self._history(pr)
         moment = max(self.now, dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
         wanted = [dataclasses.replace(c.scoring, at=moment) for c in candidates]
-        decisions = decide(history, wanted, self.now, self.quota)
-        reserved = [s for s in new_scorings(history, wanted, self.now, self.quota)
+        decisions = decide(before, wanted, self.now, self.quota)
+        reserved = [s for s in new_scorings(before, wanted, self.now, self.quota)
                     if decisions[s.board].allowed]
         if not reserved:
             return decisions, []
-        self.gh.upsert_marked_comment(pr["number"], MARKER,
-                                      progress_comment(reserved[0].head_sha, ledger + reserved))
-        again = decide(self._history(pr, ledger), wanted, self.now, self.quota)
-        for board, decision in decisions.items():
-            if decision.allowed and not again[board].allowed:
-                decisions[board] = again[board]
+        head = reserved[0].head_sha
+        self._write_comment(pr["number"], lambda ledger: progress_comment(head, ledger),
+                            reserved)
+        for board in contended(before, self._history(pr), reserved, self.now, self.quota):
+            decisions[board] = dataclasses.replace(decisions[board], allowed=False,
+                                                   contended=True)
         return decisions, [s for s in reserved if decisions[s.board].allowed]
 
     def _charged(self, granted: list[Candidate], reserved: list[Scoring]) -> list[Scoring]:
@@ -345,10 +398,11 @@ class ScoreJob:
         try:
             outcome = evaluate_entry(entry_dir, benchmark, data, report, submission=True)
         except (LabelSourceError, BoardDataError) as exc:
-            # The text may name the label source (a host, a path): for the masked log only.
-            with actions.commands_off():
-                actions.log(f"{result.entry}: the labels of {benchmark.info.name} could not "
-                            f"be loaded: {exc}")
+            # The text may name the label source (a host, a path) and a public repository's
+            # log is public: the class only. `leaderboard evaluate` shows the whole reason.
+            actions.log(f"{result.entry}: the labels of {benchmark.info.name} could not be "
+                        f"loaded ({type(exc).__name__}); run `leaderboard evaluate` with the "
+                        "same label source on a trusted machine to see why")
             result.note = (f"Validated, but not scored: the labels of {benchmark.info.name} "
                            "could not be loaded. The workflow run's log says why; please ask "
                            "a maintainer.")
