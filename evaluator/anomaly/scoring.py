@@ -63,7 +63,7 @@ def score_and_bootstrap(task: AnomalyTask, predictions: AnomalyPredictions,
 def _category_pool():
     """Threads for the categories, with BLAS on one thread each: its own threads would
     only compete with them (the products come out the same either way)."""
-    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+    from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(max_workers=WORKERS) as pool:
