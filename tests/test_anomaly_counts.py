@@ -126,3 +126,35 @@ def test_float32_maps_keep_the_sorted_path_and_match_the_reference():
                                                        abs=1e-12)
     assert metrics["P-AUROC"] == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()),
                                                abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_twice_below_counts_what_two_searches_count(seed):
+    """_ordered_pairs' per-image counts (negatives looked up among the values) equal the
+    negatives' counts below and at most each value, ties and both zeros included."""
+    rng = np.random.default_rng(seed)
+    negative = np.sort(np.round(rng.normal(0, 1, 300) * 4) / 4).astype(np.float32)
+    negative[negative == 0] = -0.0
+    values = np.unique(np.round(rng.normal(0.5, 1, 80) * 4) / 4).astype(np.float32)
+    want = (np.searchsorted(negative, values, side="left")
+            + np.searchsorted(negative, values, side="right"))
+    assert np.array_equal(scoring._twice_below(values, negative), want)
+    assert len(scoring._twice_below(values[:0], negative)) == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_last_column_past_is_the_highest_column_every_replicate_passes(seed):
+    """The bisection finds what testing every column of the whole product finds."""
+    rng = np.random.default_rng(seed)
+    n, t = 9, 57
+    # Per image, pixels above ascending thresholds: non-increasing along a row.
+    fpr_table = np.sort(rng.integers(0, 100, (n, t)), axis=1)[:, ::-1].astype(np.float64)
+    n_neg = fpr_table[:, 0] + rng.integers(0, 50, n)
+    counts = rng.integers(0, 3, (30, n)).astype(np.float64)
+    counts[0] = 0  # a replicate without pixels: FPR undefined, so no column is past for all
+    for rows in (slice(1, None), slice(None)):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fprs = (counts[rows] @ fpr_table) / (counts[rows] @ n_neg)[:, None]
+        past = np.flatnonzero((fprs >= scoring.PRO_LIMIT).all(axis=0))
+        want = past[-1] if len(past) else -1
+        assert scoring._last_column_past(fpr_table, counts[rows] @ n_neg, counts[rows]) == want

@@ -140,3 +140,14 @@ def test_image_auroc_matches_scikit_learn(pairs):
         assert ours is None
     else:
         assert ours == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_labels_keep_masks_packed_and_unpack_them_exactly():
+    from evaluator.anomaly.labels import AnomalyLabels
+
+    rng = np.random.default_rng(3)
+    masks = rng.random((5, 7, 9)) < 0.3  # 63 pixels: not a whole number of bytes
+    labels = AnomalyLabels.of_masks(masks, masks.reshape(5, -1).any(axis=1).astype(np.int8), "x")
+    assert labels.packed.dtype == np.uint8 and labels.packed.shape == (5, 8)
+    assert np.array_equal(labels.masks, masks)
+    assert np.array_equal(labels.masks_of(slice(1, 4)), masks[1:4])

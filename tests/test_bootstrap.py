@@ -332,14 +332,14 @@ def test_anomaly_replicate_of_every_image_once_is_the_score(dtype):
         n_samples = len(maps)
 
     sheet = ad_scoring.score(Task, AnomalyPredictions(scores, maps),
-                             AnomalyLabels(masks, anomalous.astype(np.int8), "x"))
+                             AnomalyLabels.of_masks(masks, anomalous.astype(np.int8), "x"))
     ones = np.ones((1, len(maps)))
     got = ad_scoring._pixel_replicates(maps, masks, ones)
     assert bs.auc_replicates(scores, anomalous, ones)[0] == sheet.scores["cat"]["I-AUROC"]
     for metric in ("P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact"):
         assert got[metric][0] == pytest.approx(sheet.scores["cat"][metric], abs=1e-12), metric
-    boot = ad_scoring.bootstrap_replicates(Task, AnomalyPredictions(scores, maps),
-                                           AnomalyLabels(masks, anomalous.astype(np.int8), "x"),
+    labels = AnomalyLabels.of_masks(masks, anomalous.astype(np.int8), "x")
+    boot = ad_scoring.bootstrap_replicates(Task, AnomalyPredictions(scores, maps), labels,
                                            "mvtec3d-ad-v1", resamples=200)
     assert set(boot.intervals()) == {"cat", "mean"}
     for metric, (low, high) in boot.intervals()["cat"].items():
@@ -402,7 +402,7 @@ def test_float16_maps_with_repeated_negative_scores_score_exactly():
         n_samples = n
 
     predictions = AnomalyPredictions(rng.random(n), maps)
-    labels = AnomalyLabels(masks, anomalous.astype(np.int8), "x")
+    labels = AnomalyLabels.of_masks(masks, anomalous.astype(np.int8), "x")
     sheet = ad_scoring.score(Task, predictions, labels)
     assert sheet.scores["cat"]["P-AUROC"] == pytest.approx(
         roc_auc_score(masks.ravel(), maps.ravel().astype(np.float32)), abs=1e-12)

@@ -63,14 +63,37 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 @dataclass
 class AnomalyLabels:
-    masks: np.ndarray   # (N, 224, 224) bool
+    """Masks are kept bit-packed: as bool they would take half as much memory as float16
+    maps, for one bit of information."""
+
+    packed: np.ndarray  # (N, ceil(H * W / 8)) uint8: each mask's pixels bit-packed (C order)
     labels: np.ndarray  # (N,) int8: 1 anomalous, 0 good
     digest: str
     labelling: RegionLabelling | None = field(default=None, repr=False)
+    shape: tuple[int, int] = (MAP_SIZE, MAP_SIZE)  # of a mask
 
-    def regions(self, members: slice, maps: np.ndarray) -> Regions:
-        """The regions of the masks ``members`` with the scores of ``maps`` (theirs)."""
-        masks = self.masks[members]
+    @classmethod
+    def of_masks(cls, masks: np.ndarray, labels: np.ndarray, digest: str) -> AnomalyLabels:
+        """From (N, H, W) bool masks."""
+        packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
+        return cls(packed, labels, digest, shape=tuple(masks.shape[1:]))
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, H, W) bool: every mask unpacked (a new array, 8x the packed memory)."""
+        return self.masks_of(slice(0, len(self.packed)))
+
+    def masks_of(self, members: slice) -> np.ndarray:
+        """The masks ``members``, unpacked to (n, H, W) bool."""
+        height, width = self.shape
+        bits = np.unpackbits(self.packed[members], axis=1, count=height * width)
+        return bits.view(bool).reshape(len(bits), height, width)
+
+    def regions(self, members: slice, maps: np.ndarray,
+                masks: np.ndarray | None = None) -> Regions:
+        """The regions of the masks ``members`` (unpacked: ``masks``) with the scores of
+        ``maps`` (theirs)."""
+        masks = self.masks_of(members) if masks is None else masks
         if self.labelling is None:
             return Regions(masks, maps)
         return self.labelling.regions(members, masks, maps)
@@ -98,21 +121,21 @@ def _read_and_label(path) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
 
 
 def load_labels(task: AnomalyTask) -> AnomalyLabels:
-    masks = np.zeros((task.n_samples, MAP_SIZE, MAP_SIZE), dtype=bool)
+    packed = np.zeros((task.n_samples, MAP_SIZE * MAP_SIZE // 8), dtype=np.uint8)
     parts = []
     # PIL releases the GIL while decoding PNGs, so threads use both cores; more threads
     # would only take the GIL from the predictions being read meanwhile (prefetch_labels).
     with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
         for i, (mask, labelled) in enumerate(pool.map(_read_and_label, task.mask_paths)):
-            masks[i] = mask
+            packed[i] = np.packbits(mask)
             parts.append(labelled)
     if task.layout.label_from_folder:
         labels = np.asarray([folder_label(s) for s in task.samples], dtype=np.int8)
     else:
-        labels = masks.reshape(task.n_samples, -1).any(axis=1).astype(np.int8)
+        labels = packed.any(axis=1).astype(np.int8)
     digest = hashlib.sha256(b"anomaly-labels/1\n")
-    for sample, mask, label in zip(task.samples, masks, labels):
+    for sample, bits, label in zip(task.samples, packed, labels):
         digest.update(f"{sample}\t{int(label)}\n".encode())
-        digest.update(np.packbits(mask).tobytes())
-    return AnomalyLabels(masks, labels, "sha256:" + digest.hexdigest(),
+        digest.update(bits.tobytes())
+    return AnomalyLabels(packed, labels, "sha256:" + digest.hexdigest(),
                          RegionLabelling.of(parts))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -84,13 +84,14 @@ class _CategoryInputs:
         self.labels = labels.labels[self.members]
         self.has_maps = predictions.maps is not None
         self.maps = predictions.maps[self.members] if self.has_maps else None
-        self.masks = labels.masks[self.members]
-        self._labels = labels
+        self.masks = labels.masks_of(self.members)
+        # Not a lambda over self: that would be a reference cycle, which keeps a category's
+        # masks, counts and regions alive until the garbage collector happens to run.
+        self._make_regions = partial(labels.regions, self.members, self.maps, self.masks)
 
     @cached_property
     def pixels(self) -> _PixelInputs:
-        return _PixelInputs(self.maps, self.masks,
-                            lambda: self._labels.regions(self.members, self.maps))
+        return _PixelInputs(self.maps, self.masks, self._make_regions)
 
 
 class _PixelInputs:
@@ -111,6 +112,19 @@ class _PixelInputs:
     @cached_property
     def counted(self) -> KeyCounts:
         return KeyCounts.of(self.maps, self.masks)
+
+    @cached_property
+    def negatives(self) -> list[np.ndarray]:
+        """Each image's anomaly-free scores, sorted (maps other than float16)."""
+        n = len(self.maps)
+        return [np.sort(_sortable(amap[~mask]))
+                for amap, mask in zip(self.maps.reshape(n, -1), self.masks.reshape(n, -1))]
+
+    @cached_property
+    def ok_sorted(self) -> np.ndarray:
+        """Every anomaly-free score, sorted: the images' sorted runs merged (a stable sort of
+        sorted runs is a merge), shared by the score and its bootstrap."""
+        return np.sort(np.concatenate(self.negatives), kind="stable")
 
 
 def _sheet(task: AnomalyTask, results: list) -> ScoreSheet:
@@ -137,7 +151,7 @@ def _pixel_metrics(maps: np.ndarray, masks: np.ndarray, inputs: _PixelInputs | N
     inputs = inputs or _PixelInputs(maps, masks)
     if maps.dtype == np.float16:
         return _pixel_metrics_from_counts(inputs.counted, inputs.regions)
-    ok_sorted = np.sort(_sortable(maps[~masks]))
+    ok_sorted = inputs.ok_sorted
     positives_sorted = np.sort(_sortable(maps[masks]))
     regions = inputs.regions
     metrics = {"P-AUROC": auc_against_sorted_negatives(ok_sorted, positives_sorted)}
@@ -241,7 +255,6 @@ def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray,
                       inputs: _PixelInputs | None = None) -> dict:
     inputs = inputs or _PixelInputs(maps, masks)
     n = len(maps)
-    flat_maps = maps.reshape(n, -1)
     flat_masks = masks.reshape(n, -1)
     n_pos = flat_masks.sum(axis=1).astype(np.float64)
     n_neg = flat_masks.shape[1] - n_pos
@@ -250,13 +263,13 @@ def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray,
         return out
     if maps.dtype == np.float16:
         return _pixel_replicates_from_counts(inputs, n_pos, n_neg, counts)
-    negatives = [np.sort(_sortable(amap[~mask])) for amap, mask in zip(flat_maps, flat_masks)]
+    negatives = inputs.negatives
     out["P-AUROC"] = bootstrap.pair_count_auc(_ordered_pairs(maps, masks, negatives),
                                               n_pos, n_neg, counts)
     regions = inputs.regions
     if regions.count:
         region_counts = np.bincount(regions.image, minlength=n).astype(np.float64)
-        ok_sorted = np.sort(np.concatenate(negatives), kind="stable")  # merges sorted runs
+        ok_sorted = inputs.ok_sorted
         out["AUPRO@0.3"] = _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts,
                                           counts)
         out["AUPRO@0.3-exact"] = _exact_aupro(negatives, ok_sorted, n_neg, regions,
@@ -278,11 +291,26 @@ def _ordered_pairs(maps: np.ndarray, masks: np.ndarray, negatives: list[np.ndarr
         hist = np.bincount(owner * u + inverse, minlength=n * u).reshape(n, u).astype(np.float64)
     pairs = np.zeros((n, n))
     for j, negative in enumerate(negatives):
-        twice = (np.searchsorted(negative, values, side="left")
-                 + np.searchsorted(negative, values, side="right")).astype(np.float64)
+        twice = _twice_below(values, negative)
         pairs[:, j] = (hist @ twice if dense
                        else np.bincount(owner, weights=twice[inverse], minlength=n)) / 2
     return pairs
+
+
+def _twice_below(values: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """For each of the distinct ascending ``values``: the sorted ``negative`` scores below it
+    plus those at most it, as float64. Each negative is looked up among the values (sorted
+    needles, which NumPy's search narrows from the last hit) instead of every value among
+    the negatives: the values are the more numerous."""
+    u = len(values)
+    if not u:
+        return np.zeros(0)
+    lower = np.searchsorted(values, negative, side="left")  # values below each negative
+    # A negative is at most values[k] when k or fewer values are below it: cumulated counts
+    # of `lower`. It is also below values[k] unless it equals values[k] (then lower == k).
+    at_most = np.cumsum(np.bincount(lower, minlength=u + 1)[:u])
+    tied = lower[values[np.minimum(lower, u - 1)] == negative]
+    return (2 * at_most - np.bincount(tied, minlength=u)).astype(np.float64)
 
 
 def _region_table(regions: Regions, thresholds: np.ndarray, side: str, n: int) -> np.ndarray:
@@ -304,29 +332,66 @@ def _region_table(regions: Regions, thresholds: np.ndarray, side: str, n: int) -
 
 
 def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend_origin):
-    """Weighted curves (thresholds ascending, so FPR descending) -> AUPRO@0.3 per replicate."""
+    """Weighted curves (thresholds ascending, so FPR descending) -> AUPRO@0.3 per replicate.
+    Thresholds below the highest one at which every replicate is past the limit add nothing
+    to any area, nor do the curves' points after it: both are cut."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        fprs = (counts @ fpr_table) / (counts @ n_neg)[:, None]
-        # Thresholds below the highest one at which every replicate is past the limit add
-        # nothing to any area: skip their PRO (the cut below would drop them anyway).
-        past = np.flatnonzero((fprs >= PRO_LIMIT).all(axis=0))
-        if len(past):
-            fprs, pro_table = fprs[:, past[-1]:], pro_table[:, past[-1]:]
-        pros = (counts @ pro_table) / (counts @ region_counts)[:, None]
-    b = len(counts)
+        fpr_den = counts @ n_neg
+        past = _last_column_past(fpr_table, fpr_den, counts)
+        start = max(past, 0)
+        pros = counts @ pro_table[:, start:]  # one product: BLAS could round parts otherwise
+        pros /= (counts @ region_counts)[:, None]
+    fpr_table = fpr_table[:, start:]
+    # With a cut, the last point kept is that threshold's (the first every row has past the
+    # limit, in ascending FPR); without one, the closing (1, 1).
+    keep = int(prepend_origin) + fpr_table.shape[1] + (past < 0)
+    areas = np.empty(len(counts))
+    for rows in _row_chunks(len(counts)):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fprs = (counts[rows] @ fpr_table) / fpr_den[rows, None]
+        x, y = _curves(fprs, pros[rows], prepend_origin, keep)
+        areas[rows] = np.where(np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=1),
+                               bootstrap.area_up_to(x, y, PRO_LIMIT) / PRO_LIMIT, np.nan)
+    return areas
+
+
+# Element-wise work on (replicates x thresholds) matrices is done this many rows at a time:
+# whole, a category's curves and their temporaries would take a hundred MB or more.
+ROW_CHUNK = 64
+
+
+def _row_chunks(n: int) -> list[slice]:
+    return [slice(start, min(n, start + ROW_CHUNK)) for start in range(0, n, ROW_CHUNK)]
+
+
+def _last_column_past(fpr_table, fpr_den, counts) -> int:
+    """The highest threshold column at which every replicate's FPR (counts @ fpr_table /
+    fpr_den) is at least PRO_LIMIT; -1 if there is none. Each replicate's FPR falls as the
+    thresholds rise (the table counts pixels above them), so bisection finds its last such
+    column without the whole (replicates x thresholds) product. Every numerator is a sum of
+    integers, exact in any order: these are the product's values."""
+    low = np.full(len(counts), -1)  # each replicate's last column past, in [low, high]
+    high = np.full(len(counts), fpr_table.shape[1] - 1)
+    while (low < high).any():
+        mid = (low + high + 1) // 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fpr = np.einsum("ij,ji->i", counts, fpr_table[:, mid]) / fpr_den
+        past = fpr >= PRO_LIMIT
+        low, high = np.where(past, mid, low), np.where(past, high, mid - 1)
+    return int(low.min()) if len(low) else -1
+
+
+def _curves(fprs, pros, prepend_origin: bool, keep: int):
+    """The replicates' curves in ascending FPR, closed by (1, 1) and, with prepend_origin,
+    opened by (0, 0); their first ``keep`` points."""
+    b = len(fprs)
     parts_x = [fprs[:, ::-1], np.ones((b, 1))]
     parts_y = [pros[:, ::-1], np.ones((b, 1))]
     if prepend_origin:
         parts_x.insert(0, np.zeros((b, 1)))
         parts_y.insert(0, np.zeros((b, 1)))
     x, y = np.concatenate(parts_x, axis=1), np.concatenate(parts_y, axis=1)
-    # Rows are non-decreasing in x: columns after the first one every row has past the limit
-    # add nothing to any area.
-    past = np.flatnonzero((x >= PRO_LIMIT).all(axis=0))
-    if len(past):
-        x, y = x[:, :past[0] + 1], y[:, :past[0] + 1]
-    areas = bootstrap.area_up_to(x, y, PRO_LIMIT) / PRO_LIMIT
-    return np.where(np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=1), areas, np.nan)
+    return x[:, :keep], y[:, :keep]
 
 
 def _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
@@ -354,14 +419,20 @@ def _sampled_fpr_table(at_most, below, positions, n_neg):
     return (n_neg[:, None] - at_most + tied_after).astype(np.float64)
 
 
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (np.unique without its sort)."""
+    return values[np.concatenate([[True], values[1:] != values[:-1]])]
+
+
 def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
     """The exact curve's points (FPR = share of anomaly-free pixels scoring at least the
     value, PRO likewise) at the full category's distinct scores down to EXACT_FPR_MARGIN."""
     floor = ok_sorted[max(0, len(ok_sorted) - int(np.floor(EXACT_FPR_MARGIN * len(ok_sorted)))
                           - 1)]
     tail = ok_sorted[np.searchsorted(ok_sorted, floor, "left"):]
-    tail = tail[np.concatenate([[True], tail[1:] != tail[:-1]])]  # sorted: distinct by diff
-    values = np.union1d(tail, regions.scores[regions.scores >= floor])
+    values = _distinct_sorted(np.sort(np.concatenate(
+        [_distinct_sorted(tail), np.unique(regions.scores[regions.scores >= floor])]),
+        kind="stable"))  # two sorted runs: a merge
     if len(values) > EXACT_MAX_THRESHOLDS:
         values = values[np.linspace(0, len(values) - 1, EXACT_MAX_THRESHOLDS).astype(int)]
     fpr_table = np.stack([len(neg) - np.searchsorted(neg, values, side="left")
@@ -379,7 +450,7 @@ def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
 
 KEYS = 1 << 16
 # Images are counted in chunks of at most this many histogram cells, to bound memory.
-COUNT_CELLS = 1 << 21
+COUNT_CELLS = 1 << 17
 
 
 def order_keys(values: np.ndarray) -> np.ndarray:
