@@ -112,7 +112,7 @@ def check_predictions(benchmark: Benchmark, path: Path, task: Any,
     if not report.ok:
         return CheckedPredictions(fmt, files, None)
     labels = None
-    if labels_for and task is not None and getattr(benchmark, "prefetch_labels", False):
+    if labels_for and task is not None and benchmark.prefetch_labels:
         labels = _in_background(benchmark.load_labels, *labels_for, task)
     arrays = benchmark.read_predictions(fmt, files, task, report)
     progress.clear()
@@ -252,10 +252,8 @@ def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: Ch
     labels = checked.labels.result() if checked.labels is not None \
         else benchmark.load_labels(board, labels_dir, task)
     checked.labels = None  # not kept with the predictions
-    progress.status("scoring", force=True)
-    sheet = benchmark.score(board, task, checked.arrays, labels)
-    progress.status("bootstrap intervals", force=True)
-    resampled = benchmark.bootstrap(board, task, checked.arrays, labels)
+    progress.status("scoring, with bootstrap intervals", force=True)
+    sheet, resampled = benchmark.score_with_bootstrap(board, task, checked.arrays, labels)
     paired = None
     if resampled is not None and siblings is not None:
         paired = {}

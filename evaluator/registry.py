@@ -109,9 +109,11 @@ class ScoreSheet:
 class Benchmark(ABC):
     """Behaviour of one benchmark. Subclasses set ``info`` and implement the five steps.
 
-    The evaluator always calls them in this order, so labels are read only after the
+    The evaluator always calls them in this order, so labels are used only after the
     predictions passed validation: load_task -> locate_predictions -> read_predictions ->
-    load_labels -> score.
+    load_labels -> score (with bootstrap). A benchmark with ``prefetch_labels`` has
+    load_labels start in the background while its predictions are read; its result, or
+    error, is looked at only once they passed.
     """
 
     info: ClassVar[BenchmarkInfo]
@@ -121,6 +123,9 @@ class Benchmark(ABC):
     line_models: ClassVar[dict[str, type]]
     # Size caps for reading predictions; a benchmark whose lines are large overrides them.
     limits: ClassVar[Limits] = DEFAULT_LIMITS
+    # Read labels while the predictions are read: worth it where decoding labels is slow and
+    # leaves the GIL (anomaly masks).
+    prefetch_labels: ClassVar[bool] = False
 
     @abstractmethod
     def load_task(self, board: Board, directory: Path) -> Any:
@@ -160,6 +165,13 @@ class Benchmark(ABC):
         :class:`evaluator.metrics.bootstrap.Bootstrap`), or None where there are none.
         Replicates stay in memory: only interval ends are stored."""
         return None
+
+    def score_with_bootstrap(self, board: Board, task: Any, predictions: Any,
+                             labels: Any) -> tuple[ScoreSheet, Any]:
+        """:meth:`score` and :meth:`bootstrap` together; a benchmark whose two share work
+        overrides this."""
+        return (self.score(board, task, predictions, labels),
+                self.bootstrap(board, task, predictions, labels))
 
     # Shared helpers -------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@ Each dataset's module only declares its facts and layout."""
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -78,17 +77,14 @@ class AnomalyBenchmark(Benchmark):
         return labels.digest
 
     def score(self, board, task, predictions, labels) -> ScoreSheet:
-        # The replicates are made with the score (they share its counts and regions) and
-        # kept, weakly, for the bootstrap call that follows it.
-        sheet, replicates = ad_scoring.score_and_bootstrap(task, predictions, labels, board.id)
-        self._made = (weakref.ref(predictions), weakref.ref(labels), board.id, replicates)
-        return sheet
+        return ad_scoring.score(task, predictions, labels)
 
     def bootstrap(self, board, task, predictions, labels):
-        made, self._made = getattr(self, "_made", None), None
-        if made and made[0]() is predictions and made[1]() is labels and made[2] == board.id:
-            return made[3]
         return ad_scoring.bootstrap_replicates(task, predictions, labels, board.id)
+
+    def score_with_bootstrap(self, board, task, predictions, labels):
+        # One pass: the replicates share the score's per-key counts and regions.
+        return ad_scoring.score_and_bootstrap(task, predictions, labels, board.id)
 
     def slice_names(self) -> list[str]:
         return [*self.layout.categories, "mean"]
