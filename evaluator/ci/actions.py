@@ -31,10 +31,6 @@ MAX_MARKDOWN_CHARS = 60_000
 MAX_INLINE_CHARS = 300
 
 
-def in_actions() -> bool:
-    return os.environ.get("GITHUB_ACTIONS") == "true"
-
-
 # Markdown ---------------------------------------------------------------------------------------
 
 def md(text: Any, limit: int = MAX_INLINE_CHARS) -> str:
@@ -116,10 +112,6 @@ def write_summary(markdown: str) -> None:
         markdown = markdown[:MAX_MARKDOWN_CHARS] + "\n\n(truncated)\n"
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         gat.append_job_summary(markdown)
-
-
-def event_name() -> str:
-    return gat.EventPayload().get_event_name()
 
 
 def event_payload() -> dict:
