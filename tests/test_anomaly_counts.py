@@ -158,3 +158,61 @@ def test_last_column_past_is_the_highest_column_every_replicate_passes(seed):
         past = np.flatnonzero((fprs >= scoring.PRO_LIMIT).all(axis=0))
         want = past[-1] if len(past) else -1
         assert scoring._last_column_past(fpr_table, counts[rows] @ n_neg, counts[rows]) == want
+
+
+def test_float32_keys_sort_like_the_values_and_merge_the_zeros():
+    rng = np.random.default_rng(11)
+    special = [0, 1, 2, 3, 0x80000000, 0x80000001, 0x80000002, 0x80000003,  # zeros, denormals
+               0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF7FFFFF]  # infinities, extremes
+    bits = np.concatenate([rng.integers(0, 1 << 32, 200_000, dtype=np.uint64),
+                           special]).astype(np.uint32)
+    values = bits.view(np.float32)
+    values = values[~np.isnan(values)]
+    keys = scoring.float32_keys(values).astype(np.int64)
+    as_float = values.astype(np.float64)
+    order = np.argsort(as_float, kind="stable")
+    assert np.all(np.diff(keys[order]) >= 0)
+    assert np.array_equal(np.diff(keys[order]) == 0, np.diff(as_float[order]) == 0)
+    assert scoring.float32_keys(np.array([-0.0, 0.0], dtype=np.float32)).tolist() == [1 << 31] * 2
+
+
+def _float32_category(seed: int, kind: str):
+    maps16, masks = _category(seed, levels=8 if kind == "ties" else None)
+    rng = np.random.default_rng(seed)
+    maps = maps16.astype(np.float32)
+    if kind == "fine":  # (almost) all distinct, negative and positive
+        maps = (maps + rng.normal(0, 1e-3, maps.shape)).astype(np.float32)
+    elif kind == "denormals":  # tiny values of both signs, both zeros, ties among them
+        tiny = rng.integers(-6, 7, maps.shape) * np.float32(1e-45)
+        maps = np.where(rng.random(maps.shape) < 0.6, tiny, maps).astype(np.float32)
+        maps[rng.random(maps.shape) < 0.05] = -0.0
+    elif kind == "equal":
+        maps = np.full_like(maps, -0.0)
+        maps[:, ::2] = 0.0
+    return maps, masks
+
+
+@pytest.mark.parametrize("seed, kind", [(20, "fine"), (21, "ties"), (22, "denormals"),
+                                        (23, "equal"), (24, "ties")])
+def test_float32_keys_path_equals_sorting_the_values(seed, kind):
+    """float32 maps (scored on uint32 keys) against the same values as float64 (sorted as
+    floats): the same scores, curves and, bitwise, the same replicates."""
+    maps, masks = _float32_category(seed, kind)
+    wide = maps.astype(np.float64)
+    by_keys, by_values = scoring._pixel_metrics(maps, masks), scoring._pixel_metrics(wide, masks)
+    assert by_keys[0].keys() == by_values[0].keys()
+    for metric, want in by_values[0].items():
+        assert (by_keys[0][metric] is None) == (want is None), metric
+        if want is not None:
+            assert by_keys[0][metric] == pytest.approx(want, abs=1e-12), metric
+    assert by_keys[1] == by_values[1]
+    for key in by_values[2]:
+        assert np.allclose(by_keys[2][key], by_values[2][key], rtol=0, atol=1e-12)
+    counts = _counts(masks)
+    got = scoring._pixel_replicates(maps, masks, counts)
+    want = scoring._pixel_replicates(wide, masks, counts)
+    assert got.keys() == want.keys()
+    for metric in want:
+        assert np.array_equal(got[metric], want[metric], equal_nan=True), metric
+    if kind == "equal":
+        assert by_keys[0]["P-AUROC"] == 0.5

@@ -107,6 +107,8 @@ class _PixelInputs:
         regions = self._make_regions()
         if self.maps.dtype == np.float16:
             regions.scores = KEY_OF_BITS[regions.scores.astype(np.float16).view(np.uint16)]
+        elif self.maps.dtype == np.float32:
+            regions.scores = float32_keys(regions.scores.astype(np.float32, copy=False))
         return regions
 
     @cached_property
@@ -167,10 +169,26 @@ def _pixel_metrics(maps: np.ndarray, masks: np.ndarray, inputs: _PixelInputs | N
 
 
 def _sortable(values: np.ndarray) -> np.ndarray:
-    """float16 scores as (exactly equal) float32: NumPy's default sort of float16 arrays
-    returns unsorted output on some CPUs (seen with NumPy 2.4.6 on an AMD EPYC, e.g. arrays
-    with repeated negative values), which would silently break every sorted search."""
+    """Scores in a form that sorts and compares like them. float32 scores become their
+    order-preserving uint32 keys (float32_keys): the sort path only ever compares scores and
+    counts them, so ranks, ties and every count stay the same, and integer sorts and searches
+    are the faster. float16 scores become (exactly equal) float32: NumPy's default sort of
+    float16 arrays returns unsorted output on some CPUs (seen with NumPy 2.4.6 on an AMD EPYC,
+    e.g. arrays with repeated negative values), which would silently break every sorted
+    search."""
+    if values.dtype == np.float32:
+        return float32_keys(values)
     return values.astype(np.float32) if values.dtype == np.float16 else values
+
+
+def float32_keys(values: np.ndarray) -> np.ndarray:
+    """uint32 keys of float32 values with the same order and ties: -0 and +0 share a key
+    (NaN is rejected when maps are read). Negatives count down from 2^31 by their magnitude's
+    bits, the rest count up from it."""
+    bits = values.view(np.uint32)
+    magnitude = bits & np.uint32(0x7FFFFFFF)
+    negative = bits >= np.uint32(0x80000000)
+    return np.where(negative, np.uint32(0x80000000) - magnitude, bits | np.uint32(0x80000000))
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -430,9 +448,10 @@ def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
     floor = ok_sorted[max(0, len(ok_sorted) - int(np.floor(EXACT_FPR_MARGIN * len(ok_sorted)))
                           - 1)]
     tail = ok_sorted[np.searchsorted(ok_sorted, floor, "left"):]
-    values = _distinct_sorted(np.sort(np.concatenate(
-        [_distinct_sorted(tail), np.unique(regions.scores[regions.scores >= floor])]),
-        kind="stable"))  # two sorted runs: a merge
+    # np.unique would hash uint32 keys (slow); sorting and dropping repeats is not.
+    region_values = _distinct_sorted(np.sort(regions.scores[regions.scores >= floor]))
+    values = _distinct_sorted(np.sort(np.concatenate([_distinct_sorted(tail), region_values]),
+                                      kind="stable"))  # two sorted runs: a merge
     if len(values) > EXACT_MAX_THRESHOLDS:
         values = values[np.linspace(0, len(values) - 1, EXACT_MAX_THRESHOLDS).astype(int)]
     fpr_table = np.stack([len(neg) - np.searchsorted(neg, values, side="left")

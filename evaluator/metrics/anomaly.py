@@ -96,7 +96,9 @@ def pro_curve_exact(ok_sorted: np.ndarray, regions: Regions,
     (1, 1), in increasing FPR order."""
     n_ok = len(ok_sorted)
     # The order inside a run of ties does not matter: only run ends become points.
-    order = np.argsort(regions.scores.astype(np.float32))
+    # float16 scores are sorted as float32: NumPy's float16 sort is unreliable on some CPUs.
+    scores = regions.scores
+    order = np.argsort(scores.astype(np.float32) if scores.dtype == np.float16 else scores)
     region_sorted = regions.scores[order]
     weights = 1.0 / (regions.sizes[regions.ids[order]] * regions.count)
     cumulative = np.concatenate([[0.0], np.cumsum(weights)])
@@ -104,12 +106,14 @@ def pro_curve_exact(ok_sorted: np.ndarray, regions: Regions,
     if fpr_limit is not None and n_ok:
         # The value at which more than fpr_limit of the anomaly-free pixels score at least it.
         floor_value = ok_sorted[max(0, n_ok - int(np.floor(fpr_limit * n_ok)) - 1)]
-    values = np.unique(np.concatenate([
+    merged = np.sort(np.concatenate([  # two sorted runs: a merge
         ok_sorted[np.searchsorted(ok_sorted, floor_value, "left"):],
         region_sorted[np.searchsorted(region_sorted, floor_value, "left"):],
-    ]))[::-1]
-    fprs = (n_ok - np.searchsorted(ok_sorted, values, "left")) / n_ok
-    pros = cumulative[-1] - cumulative[np.searchsorted(region_sorted, values, "left")]
+    ]), kind="stable")
+    values = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+    # Searched in ascending order (NumPy's search narrows from the last hit), then reversed.
+    fprs = (n_ok - np.searchsorted(ok_sorted, values, "left")[::-1]) / n_ok
+    pros = cumulative[-1] - cumulative[np.searchsorted(region_sorted, values, "left")[::-1]]
     np.clip(fprs, None, 1.0, out=fprs)
     np.clip(pros, None, 1.0, out=pros)
     return np.concatenate([[0.0], fprs, [1.0]]), np.concatenate([[0.0], pros, [1.0]])
