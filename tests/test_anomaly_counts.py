@@ -35,27 +35,38 @@ def _counts(masks: np.ndarray, resamples: int = 40) -> np.ndarray:
                                 len(masks), resamples)
 
 
-def _assert_same_as_sorting(maps16: np.ndarray, masks: np.ndarray) -> dict:
-    """The float16 (count) path against the float32 (sort) path on the same values."""
-    maps32 = maps16.astype(np.float32)
-    by_counts = scoring._pixel_metrics(maps16, masks)
-    by_sorting = scoring._pixel_metrics(maps32, masks)
-    for metric, want in by_sorting[0].items():
-        got = by_counts[0].get(metric)
+def _assert_paths_agree(maps: np.ndarray, reference: np.ndarray, masks: np.ndarray,
+                        bitwise_replicates: bool) -> dict:
+    """Scores, curves and replicates of ``maps`` against ``reference`` (the same values in a
+    dtype that takes the plain sorting path); returns the scores of ``maps``."""
+    got_sheet = scoring._pixel_metrics(maps, masks)
+    want_sheet = scoring._pixel_metrics(reference, masks)
+    assert got_sheet[0].keys() == want_sheet[0].keys()
+    for metric, want in want_sheet[0].items():
+        got = got_sheet[0][metric]
         assert (got is None) == (want is None), metric
         if want is not None:
             assert got == pytest.approx(want, abs=1e-12), metric
-    assert by_counts[1] == by_sorting[1]  # ROC plot points: the same integers
-    for key in by_sorting[2]:
-        assert np.allclose(by_counts[2][key], by_sorting[2][key], rtol=0, atol=1e-12)
+    assert got_sheet[1] == want_sheet[1]  # ROC plot points: the same integers
+    for key in want_sheet[2]:
+        assert np.allclose(got_sheet[2][key], want_sheet[2][key], rtol=0, atol=1e-12)
     counts = _counts(masks)
-    got = scoring._pixel_replicates(maps16, masks, counts)
-    want = scoring._pixel_replicates(maps32, masks, counts)
+    got = scoring._pixel_replicates(maps, masks, counts)
+    want = scoring._pixel_replicates(reference, masks, counts)
     assert got.keys() == want.keys()
     for metric in want:
-        assert np.array_equal(np.isnan(got[metric]), np.isnan(want[metric])), metric
-        assert np.allclose(got[metric], want[metric], rtol=0, atol=1e-12, equal_nan=True)
-    return by_counts[0]
+        if bitwise_replicates:
+            assert np.array_equal(got[metric], want[metric], equal_nan=True), metric
+        else:
+            assert np.array_equal(np.isnan(got[metric]), np.isnan(want[metric])), metric
+            assert np.allclose(got[metric], want[metric], rtol=0, atol=1e-12, equal_nan=True)
+    return got_sheet[0]
+
+
+def _assert_same_as_sorting(maps16: np.ndarray, masks: np.ndarray) -> dict:
+    """The float16 (count) path against the float32 (sort) path on the same values."""
+    return _assert_paths_agree(maps16, maps16.astype(np.float32), masks,
+                               bitwise_replicates=False)
 
 
 def test_order_keys_sort_like_the_values_and_merge_the_zeros():
@@ -198,21 +209,6 @@ def test_float32_keys_path_equals_sorting_the_values(seed, kind):
     """float32 maps (scored on uint32 keys) against the same values as float64 (sorted as
     floats): the same scores, curves and, bitwise, the same replicates."""
     maps, masks = _float32_category(seed, kind)
-    wide = maps.astype(np.float64)
-    by_keys, by_values = scoring._pixel_metrics(maps, masks), scoring._pixel_metrics(wide, masks)
-    assert by_keys[0].keys() == by_values[0].keys()
-    for metric, want in by_values[0].items():
-        assert (by_keys[0][metric] is None) == (want is None), metric
-        if want is not None:
-            assert by_keys[0][metric] == pytest.approx(want, abs=1e-12), metric
-    assert by_keys[1] == by_values[1]
-    for key in by_values[2]:
-        assert np.allclose(by_keys[2][key], by_values[2][key], rtol=0, atol=1e-12)
-    counts = _counts(masks)
-    got = scoring._pixel_replicates(maps, masks, counts)
-    want = scoring._pixel_replicates(wide, masks, counts)
-    assert got.keys() == want.keys()
-    for metric in want:
-        assert np.array_equal(got[metric], want[metric], equal_nan=True), metric
+    scores = _assert_paths_agree(maps, maps.astype(np.float64), masks, bitwise_replicates=True)
     if kind == "equal":
-        assert by_keys[0]["P-AUROC"] == 0.5
+        assert scores["P-AUROC"] == 0.5
