@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from functools import cached_property, partial
 
 import numpy as np
@@ -45,29 +44,27 @@ def score_and_bootstrap(task: AnomalyTask, predictions: AnomalyPredictions,
     """The score sheet and (with a board id) the bootstrap replicates, each category's in one
     go so that what both need (counts, regions) is derived once."""
     seed = bootstrap.board_seed(board_id) if board_id is not None else None
-
-    def category(c_index: int):
-        inputs = _CategoryInputs(task, predictions, labels, c_index)
-        return (_score_category(inputs),
-                None if seed is None else _category_replicates(inputs, seed, resamples))
-
-    with _category_pool() as pool:
-        done = list(pool.map(category, range(len(task.categories))))
+    done = _each_category(task, predictions, labels, lambda inputs: (
+        _score_category(inputs),
+        None if seed is None else _category_replicates(inputs, seed, resamples)))
     sheet = _sheet(task, [d[0] for d in done])
     if seed is None:
         return sheet, None
     return sheet, _bootstrap(task, [d[1] for d in done], seed, resamples)
 
 
-@contextmanager
-def _category_pool():
-    """Threads for the categories, with BLAS on one thread each: its own threads would
-    only compete with them (the products come out the same either way)."""
+def _each_category(task, predictions, labels, work) -> list:
+    """``work(inputs)`` for every category, in category order, in WORKERS threads with BLAS
+    on one thread each: its own threads would only compete with them (the products come out
+    the same either way)."""
     from threadpoolctl import threadpool_limits
+
+    def one(c_index: int):
+        return work(_CategoryInputs(task, predictions, labels, c_index))
 
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        yield pool
+        return list(pool.map(one, range(len(task.categories))))
 
 
 class _CategoryInputs:
@@ -227,14 +224,9 @@ def bootstrap_replicates(task: AnomalyTask, predictions: AnomalyPredictions,
     """Replicates of every metric of every category with at least MIN_UNITS test images,
     and of their mean when every category has them."""
     seed = bootstrap.board_seed(board_id)
-
-    def category(c_index: int):
-        return _category_replicates(_CategoryInputs(task, predictions, labels, c_index), seed,
-                                    resamples)
-
-    with _category_pool() as pool:
-        return _bootstrap(task, list(pool.map(category, range(len(task.categories)))), seed,
-                          resamples)
+    per_category = _each_category(task, predictions, labels,
+                                  lambda inputs: _category_replicates(inputs, seed, resamples))
+    return _bootstrap(task, per_category, seed, resamples)
 
 
 def _category_replicates(inputs: _CategoryInputs, seed: int, resamples: int) -> dict | None:

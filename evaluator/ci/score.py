@@ -404,8 +404,8 @@ class ScoreJob:
                         f"loaded ({type(exc).__name__}); run `leaderboard evaluate` with the "
                         "same label source on a trusted machine to see why")
             result.note = (f"Validated, but not scored: the labels of {benchmark.info.name} "
-                           "could not be loaded. The workflow run's log says why; please ask "
-                           "a maintainer.")
+                           "could not be loaded. Please ask a maintainer (the workflow run's log "
+                           "names the kind of error).")
             return
         result.board = outcome.board or result.board
         if not report.ok:
