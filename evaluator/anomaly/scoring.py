@@ -332,12 +332,19 @@ def _region_table(regions: Regions, thresholds: np.ndarray, side: str, n: int) -
         passed = np.searchsorted(thresholds, np.arange(KEYS), side=side)[regions.scores]
     else:
         passed = np.searchsorted(thresholds, regions.scores, side=side)
-    hist = np.bincount(regions.ids * (t + 1) + passed,
-                       minlength=regions.count * (t + 1)).reshape(regions.count, t + 1)
-    above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    overlap = above / regions.sizes[:, None]
     table = np.zeros((n, t))
-    np.add.at(table, regions.image, overlap)
+    # A few images' regions at a time: a (regions x thresholds) histogram of a whole category
+    # can take tens of MB. Regions and their pixels come in image order, so each group is a
+    # slice of both, and every row is computed and added as it would be in one go.
+    first_region = np.searchsorted(regions.image, np.arange(n + 1))
+    first_pixel = np.searchsorted(regions.image[regions.ids], np.arange(n + 1))
+    for images in _image_chunks(n, 1, (t + 1) * int(np.diff(first_region).max(initial=1))):
+        r0, r1 = first_region[images.start], first_region[images.stop]
+        p0, p1 = first_pixel[images.start], first_pixel[images.stop]
+        hist = np.bincount((regions.ids[p0:p1] - r0) * (t + 1) + passed[p0:p1],
+                           minlength=(r1 - r0) * (t + 1)).reshape(r1 - r0, t + 1)
+        above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        np.add.at(table, regions.image[r0:r1], above / regions.sizes[r0:r1, None])
     return table
 
 
@@ -347,11 +354,10 @@ def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend
     to any area, nor do the curves' points after it: both are cut."""
     with np.errstate(invalid="ignore", divide="ignore"):
         fpr_den = counts @ n_neg
+        pro_den = counts @ region_counts
         past = _last_column_past(fpr_table, fpr_den, counts)
-        start = max(past, 0)
-        pros = counts @ pro_table[:, start:]  # one product: BLAS could round parts otherwise
-        pros /= (counts @ region_counts)[:, None]
-    fpr_table = fpr_table[:, start:]
+    start = max(past, 0)
+    fpr_table, pro_table = fpr_table[:, start:], pro_table[:, start:]
     # With a cut, the last point kept is that threshold's (the first every row has past the
     # limit, in ascending FPR); without one, the closing (1, 1).
     keep = int(prepend_origin) + fpr_table.shape[1] + (past < 0)
@@ -359,7 +365,8 @@ def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend
     for rows in _row_chunks(len(counts)):
         with np.errstate(invalid="ignore", divide="ignore"):
             fprs = (counts[rows] @ fpr_table) / fpr_den[rows, None]
-        x, y = _curves(fprs, pros[rows], prepend_origin, keep)
+            pros = (counts[rows] @ pro_table) / pro_den[rows, None]
+        x, y = _curves(fprs, pros, prepend_origin, keep)
         areas[rows] = np.where(np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=1),
                                bootstrap.area_up_to(x, y, PRO_LIMIT) / PRO_LIMIT, np.nan)
     return areas
