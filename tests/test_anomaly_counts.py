@@ -127,6 +127,14 @@ def test_every_image_anomalous_and_more_keys_than_the_dense_pair_table(monkeypat
     _assert_same_as_sorting(maps, masks)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 5, 100])
+def test_dense_pair_products_over_batches_of_chunks_equal_sorting(monkeypatch, batch):
+    maps, masks = _category(8, n=13, size=20)
+    monkeypatch.setattr(scoring, "COUNT_CELLS", 1)  # one image per chunk
+    monkeypatch.setattr(scoring, "PAIR_BATCH", batch)  # 13 images: a partial last batch
+    _assert_paths_agree(maps, maps.astype(np.float32), masks, bitwise_replicates=True)
+
+
 def test_float32_maps_keep_the_sorted_path_and_match_the_reference():
     maps16, masks = _category(8)
     rng = np.random.default_rng(8)

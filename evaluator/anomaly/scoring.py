@@ -202,6 +202,8 @@ EXACT_FPR_MARGIN = 0.5
 EXACT_MAX_THRESHOLDS = 4096
 # P-AUROC's pair counts use a dense (images x distinct positive scores) histogram up to this size.
 PAIR_DENSE_CELLS = 1 << 23
+# Images whose pair counts one dense product makes.
+PAIR_BATCH = 16
 
 BOOTSTRAP_NOTES = (
     "Images are resampled with replacement within each category, stratified by image label "
@@ -673,6 +675,7 @@ def _per_image_counts(maps, masks, counted: KeyCounts, sampled, exact) -> _Image
                            minlength=n * len(positive_values))
         hist = hist.reshape(n, len(positive_values)).astype(np.float64)
     tables = _ImageTables(n, len(sampled), len(exact))
+    pending: list[tuple[slice, np.ndarray]] = []  # twice counts not yet in a dense product
     for rows in _image_chunks(n, maps[0].size, 2 * u):
         c = rows.stop - rows.start
         index = rank_of_bits[_bits(maps[rows])].reshape(c, -1)
@@ -685,6 +688,17 @@ def _per_image_counts(maps, masks, counted: KeyCounts, sampled, exact) -> _Image
         tables.exact_below[rows] = below[:, rank[exact]]
         columns = rank[positive_values]
         twice = (below[:, columns] + at_most[:, columns]).astype(np.float64)
-        tables.pairs[:, rows] = (hist @ twice.T if dense else np.stack(
-            [np.bincount(owner, weights=t[inverse], minlength=n) for t in twice], axis=1)) / 2
+        if not dense:
+            tables.pairs[:, rows] = np.stack(
+                [np.bincount(owner, weights=t[inverse], minlength=n) for t in twice], axis=1) / 2
+            continue
+        # The product reads all of `hist` whatever the number of images: a few chunks at a
+        # time, it is read a few times instead of once per chunk. Its values are sums of
+        # integer products, exact however BLAS groups them.
+        pending.append((rows, twice))
+        if sum(len(t) for _, t in pending) >= PAIR_BATCH or rows.stop == n:
+            first = pending[0][0].start
+            tables.pairs[:, first:rows.stop] = hist @ np.concatenate(
+                [t for _, t in pending]).T / 2
+            pending.clear()
     return tables
