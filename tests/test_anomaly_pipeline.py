@@ -112,3 +112,24 @@ def test_entry_with_modality_and_shots_gets_a_record(dataset, tmp_path):
     bad = {**metadata, "modality": "depth"}
     (entry / "metadata.json").write_text(json.dumps(bad))
     assert main(["validate", str(entry), "--labels", str(root)]) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_decode_map_refuses_exactly_the_non_finite_values(dtype):
+    """Every float16 bit pattern, and float32 ones with every sign and exponent: a value
+    passes the map check exactly when np.isfinite says it is finite."""
+    import base64
+
+    from evaluator.anomaly.maps import MapError, _all_finite
+
+    patterns = np.arange(1 << 16, dtype=np.uint32)
+    if dtype == "float16":
+        values = patterns.astype(np.uint16).view(np.float16)
+    else:  # sign and exponent from the high bits, some mantissa below them
+        values = ((patterns << 16) | 0x1234).astype(np.uint32).view(np.float32)
+    finite = np.isfinite(values)
+    assert [_all_finite(v) for v in values.reshape(-1, 1)] == finite.tolist()
+    for value in (values[~finite][0], values[~finite][-1]):
+        data = base64.b64encode(np.full((2, 2), value).tobytes()).decode("ascii")
+        with pytest.raises(MapError, match="NaN or infinite"):
+            decode_map((2, 2), dtype, data, None)

@@ -43,7 +43,7 @@ def decode_map(shape: tuple[int, int], dtype: str, data: str, compression: str |
         raise MapError(f"map.data decodes to {len(raw)} bytes, but a {height}x{width} {dtype} "
                        f"map is {expected} bytes")
     values = np.frombuffer(raw, dtype=DTYPES[dtype]).reshape(height, width)
-    if not np.isfinite(values).all():
+    if not _all_finite(values):
         raise MapError("the map holds NaN or infinite values")
     if out is None:
         out = np.empty((MAP_SIZE, MAP_SIZE), dtype=np.float32)
@@ -52,6 +52,18 @@ def decode_map(shape: tuple[int, int], dtype: str, data: str, compression: str |
     else:
         out[...] = resize_bilinear(values.astype(np.float32), MAP_SIZE)
     return out
+
+
+# A float is NaN or infinite exactly when its exponent bits are all ones.
+_EXPONENT_BITS = {np.dtype("<f2"): (np.dtype("<u2"), 0x7C00),
+                  np.dtype("<f4"): (np.dtype("<u4"), 0x7F800000)}
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """np.isfinite(values).all() as an integer test: NumPy emulates float16 arithmetic,
+    which made the check a sixth of the time spent decoding a float16 map."""
+    bits, exponent = _EXPONENT_BITS[values.dtype]
+    return not ((values.view(bits) & exponent) == exponent).any()
 
 
 def _inflate(raw: bytes, expected: int) -> bytes:
