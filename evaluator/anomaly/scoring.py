@@ -675,7 +675,8 @@ def _per_image_counts(maps, masks, counted: KeyCounts, sampled, exact) -> _Image
                            minlength=n * len(positive_values))
         hist = hist.reshape(n, len(positive_values)).astype(np.float64)
     tables = _ImageTables(n, len(sampled), len(exact))
-    pending: list[tuple[slice, np.ndarray]] = []  # twice counts not yet in a dense product
+    pending: list[np.ndarray] = []  # twice counts of images first.. not yet in a product
+    first = 0
     for rows in _image_chunks(n, maps[0].size, 2 * u):
         c = rows.stop - rows.start
         index = rank_of_bits[_bits(maps[rows])].reshape(c, -1)
@@ -695,10 +696,9 @@ def _per_image_counts(maps, masks, counted: KeyCounts, sampled, exact) -> _Image
         # The product reads all of `hist` whatever the number of images: a few chunks at a
         # time, it is read a few times instead of once per chunk. Its values are sums of
         # integer products, exact however BLAS groups them.
-        pending.append((rows, twice))
-        if sum(len(t) for _, t in pending) >= PAIR_BATCH or rows.stop == n:
-            first = pending[0][0].start
-            tables.pairs[:, first:rows.stop] = hist @ np.concatenate(
-                [t for _, t in pending]).T / 2
+        pending.append(twice)
+        if rows.stop - first >= PAIR_BATCH or rows.stop == n:
+            tables.pairs[:, first:rows.stop] = hist @ np.concatenate(pending).T / 2
             pending.clear()
+            first = rows.stop
     return tables
