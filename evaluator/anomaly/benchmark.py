@@ -16,6 +16,7 @@ from evaluator.anomaly.datasets import DatasetLayout
 from evaluator.anomaly.models import AnomalyPredictionLine
 from evaluator.entries import EntryMetadata
 from evaluator.registry import Benchmark, BenchmarkInfo, Board, Metric, ScoreSheet
+from evaluator.settings import ANOMALY_DIMENSIONS, SettingDimension
 
 METRICS = (
     Metric("I-AUROC", "Image-level ROC AUC of the submitted image scores (ties as "
@@ -34,7 +35,8 @@ SHOTS = ("full", "50", "10", "5")
 
 
 def anomaly_info(*, name: str, title: str, description: str, reference: str, license: str,
-                 board: Board, label_source: str, layout: DatasetLayout) -> BenchmarkInfo:
+                 board: Board, label_source: str, layout: DatasetLayout,
+                 dimensions: tuple[SettingDimension, ...] = ANOMALY_DIMENSIONS) -> BenchmarkInfo:
     """The BenchmarkInfo of an anomaly-detection dataset: what differs is passed in, what
     protocol v1 fixes (metrics, slices, primary metric, format, settings) is filled in."""
     return BenchmarkInfo(
@@ -42,7 +44,8 @@ def anomaly_info(*, name: str, title: str, description: str, reference: str, lic
         license=license, boards=(board,), metrics=METRICS, primary_metric="I-AUROC",
         slices=SLICES, label_source=label_source, formats=(ad_predictions.FORMAT,),
         headline_slice="mean",
-        settings={"categories": layout.categories, "modalities": MODALITIES, "shots": SHOTS},
+        settings={"categories": layout.categories, "modalities": MODALITIES, "shots": SHOTS,
+                  "dimensions": dimensions},
     )
 
 

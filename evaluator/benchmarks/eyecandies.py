@@ -7,6 +7,7 @@ from typing import Literal
 from evaluator.anomaly.benchmark import AnomalyBenchmark, AnomalyEntryMetadata, anomaly_info
 from evaluator.anomaly.datasets import EYECANDIES_LAYOUT
 from evaluator.registry import Board, register
+from evaluator.settings import EYECANDIES_DIMENSIONS
 
 
 class EyecandiesEntryMetadata(AnomalyEntryMetadata):
@@ -27,6 +28,7 @@ class Eyecandies(AnomalyBenchmark):
         label_source="The dataset root as it ships: <Category>/test_public/data/<NN>_mask.png "
                      "(and test_private/ when its labels are supplied).",
         layout=EYECANDIES_LAYOUT,
+        dimensions=EYECANDIES_DIMENSIONS,
     )
     entry_metadata = EyecandiesEntryMetadata
     layout = EYECANDIES_LAYOUT

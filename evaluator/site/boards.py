@@ -10,7 +10,10 @@ from pathlib import Path
 from baselines.catalogue import reproducing
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.published import PublishedResults, load_published
+from evaluator.published.methods import Methods, UnknownMethod, load_methods
 from evaluator.registry import Benchmark, Board, BoardDataError, benchmarks
+from evaluator.settings import SettingDimension, dimensions_of, resolve
+from evaluator.site.reported import MergedRow, reported_rows
 
 
 @dataclass
@@ -38,6 +41,12 @@ class Row:
     printed: list[str] = field(default_factory=list)  # the paper's own labels ("Ours", ...)
     publication: dict | None = None  # reported rows: the paper (title, authors, venue, url)
     cited_as: str | None = None   # reported rows the paper quotes from a reference, e.g. "[9]"
+    year: int | None = None       # the method's publication year (site/data/methods.json)
+    year_from: str | None = None
+    settings: dict[str, str | None] = field(default_factory=dict)  # every setting dimension
+    assumed: list[str] = field(default_factory=list)  # dimensions the source does not state
+    sources: list[dict] = field(default_factory=list)  # reported rows: every source's values
+    disagreements: list[dict] = field(default_factory=list)  # cells the sources print apart
 
     @property
     def main(self) -> bool:
@@ -68,13 +77,18 @@ class BoardView:
         return self.benchmark.info.headline_slice
 
     @property
+    def dimensions(self) -> tuple[SettingDimension, ...]:
+        return dimensions_of(self.benchmark.info.settings)
+
+    @property
     def default_filters(self) -> dict[str, str]:
-        """What the board shows before a reader picks anything: anomaly boards compare
-        methods trained on the full training set (few-shot rows are one filter away)."""
-        return {"shots": "full"} if self.benchmark.info.settings.get("shots") else {}
+        """What the board shows before a reader picks anything: the standard setting (one
+        model per category, the full training set, ...); every other setting is one filter
+        away and ranked among its own rows."""
+        return {d.key: d.standard for d in self.dimensions if d.ranks and d.standard}
 
     def in_default_view(self, row: Row) -> bool:
-        return row.main and all(getattr(row, key) in (None, value)
+        return row.main and all(row.settings.get(key, value) == value
                                 for key, value in self.default_filters.items())
 
     def leader(self) -> Row | None:
@@ -95,11 +109,14 @@ class BoardView:
 def collect(submissions: Path, published: list[PublishedResults] | None = None) -> list[BoardView]:
     """Every board version of every benchmark, with its rows ranked."""
     published = load_published() if published is None else published
+    methods = load_methods()
     views = []
     for benchmark in benchmarks():
         for board in benchmark.info.boards:
-            rows = _recomputed_rows(submissions / benchmark.info.name, board)
-            rows += _reported_rows(published, board, benchmark.info.name)
+            dimensions = dimensions_of(benchmark.info.settings)
+            rows = _recomputed_rows(submissions / benchmark.info.name, board, dimensions,
+                                    methods)
+            rows += _reported_rows(published, board, benchmark, methods)
             versions = [b for b in benchmark.info.boards if b.name == board.name]
             view = BoardView(benchmark, board, rows, versions)
             _rank(view)
@@ -108,7 +125,8 @@ def collect(submissions: Path, published: list[PublishedResults] | None = None) 
     return views
 
 
-def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
+def _recomputed_rows(folder: Path, board: Board, dimensions: tuple[SettingDimension, ...],
+                     methods: Methods) -> list[Row]:
     rows = []
     if not folder.is_dir():
         return rows
@@ -140,8 +158,34 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
             code_url=metadata.get("code_url"),
             metadata=metadata,
             record=record,
+            **_entry_settings(metadata, dimensions),
+            **_year(methods, metadata["method"], metadata.get("date")),
         ))
     return rows
+
+
+def _entry_settings(metadata: dict, dimensions: tuple[SettingDimension, ...]) -> dict:
+    """A recomputed entry states its modality and shots in its metadata; the evaluator's
+    protocol fixes the test split; the rest is taken as the standard protocol."""
+    stated = {d.key: metadata.get(d.key) for d in dimensions if metadata.get(d.key)}
+    if "split" in {d.key for d in dimensions}:
+        stated["split"] = "test_public"
+    settings, assumed = resolve(dimensions, stated)
+    return {"settings": settings, "assumed": assumed}
+
+
+def _year(methods: Methods, method: str, date: str | None) -> dict:
+    """A method's publication year where the methods list has it; else, for an entry, the
+    year it was submitted."""
+    try:
+        known = methods.resolve(method)
+    except UnknownMethod:
+        known = None
+    if known is not None and known.year is not None:
+        return {"year": known.year, "year_from": known.year_from}
+    if date and str(date)[:4].isdigit():
+        return {"year": int(str(date)[:4]), "year_from": "the entry's date"}
+    return {}
 
 
 def _json_object(path: Path) -> dict:
@@ -155,48 +199,62 @@ def _json_object(path: Path) -> dict:
     return document
 
 
-def _reported_rows(published: list[PublishedResults], board: Board,
-                   benchmark: str) -> list[Row]:
-    """One row per method, setting and variant of a paper on this board: rows of several
-    tables (difficulty columns in one, object types in another; a method's I-AUROC in one
-    table and its AUPRO in another) become one row, whatever the paper printed as their
-    labels ("Ours", "Full dataset")."""
-    merged: dict[tuple, Row] = {}
-    for source in published:
-        for table in source.tables:
-            if table.board != board.id:
-                continue
-            scale = 0.01 if table.scale == "percent" else 1.0
-            for row in table.rows:
-                setting = dict(row.setting)
-                group = setting.pop("group", None)
-                key = (source.source.key, row.method, row.citation, row.variant,
-                       tuple(sorted(setting.items())))
-                if key not in merged:
-                    merged[key] = Row(
-                        key=f"{board.id}/reported/{source.source.key}/"
-                            f"{_slug(row.method, {**setting, 'variant': row.variant or ''})}",
-                        method=row.method, kind="reported", values={},
-                        modality=setting.pop("modality", None),
-                        shots=setting.pop("shots", None),
-                        group=row.variant or group or _describe(setting),
-                        variant=row.variant,
-                        publication=source.source.model_dump(),
-                        cited_as=row.citation,
-                        paper_url=source.source.url,
-                        citation=f"{source.source.title}, {table.label}",
-                        flags=list(row.flags),
-                        reproduce=_reproduction(source.source.key, row, benchmark, board))
-                else:
-                    merged[key].citation += f", {table.label}"
-                target = merged[key]
-                if row.label != row.method and row.label not in target.printed:
-                    target.printed.append(row.label)
-                for slice_name, values in row.values.items():
-                    for metric, value in values.items():
-                        target.values.setdefault(slice_name, {}).setdefault(
-                            metric, None if value is None else value * scale)
-    return list(merged.values())
+def _reported_rows(published: list[PublishedResults], board: Board, benchmark: Benchmark,
+                   methods: Methods) -> list[Row]:
+    """One row per method, variant and setting (evaluator/site/reported.py): rows of several
+    tables and sources (a method's I-AUROC in one table and its AUPRO in another; its own
+    repository and another paper's copy) become one row, whatever they printed as labels."""
+    metrics = {m.name for m in benchmark.info.metrics}
+    dimensions = dimensions_of(benchmark.info.settings)
+    rows = []
+    for merged in reported_rows(published, board, dimensions, metrics, methods):
+        rows.append(_board_row(merged, board, benchmark, dimensions, methods))
+    return rows
+
+
+def _board_row(merged: MergedRow, board: Board, benchmark: Benchmark,
+               dimensions: tuple[SettingDimension, ...], methods: Methods) -> Row:
+    values, origin = merged.shown()
+    members = sorted(merged.members, key=lambda m: m.precedence)
+    shown = members[0]
+    method = methods.resolve(merged.method)
+    ranking = {d.key: d.standard for d in dimensions if d.ranks}
+    slug_setting = {"modality": merged.settings.get("modality") or "",
+                    "shots": merged.settings.get("shots") or "",
+                    "variant": merged.variant or ""}
+    for key, standard in ranking.items():
+        if key != "shots" and merged.settings.get(key) not in (None, standard):
+            slug_setting[key] = merged.settings[key]
+    tables = [m.table.label for m in members if m.source["key"] == shown.source["key"]]
+    group = next((m.row.setting["group"] for m in members if m.row.setting.get("group")), None)
+    printed = []
+    for member in members:
+        label = member.row.label
+        if label != merged.method and label not in printed:
+            printed.append(label)
+    flags = sorted({flag for member in members for flag in member.row.flags})
+    assumed = [k for k in shown.assumed if all(k in m.assumed for m in members)]
+    return Row(
+        key=f"{board.id}/reported/{shown.source['key']}/"
+            f"{_slug(merged.method, slug_setting)}",
+        method=merged.method, kind="reported", values=values,
+        modality=merged.settings.get("modality"), shots=merged.settings.get("shots"),
+        group=merged.variant or group,
+        variant=merged.variant,
+        publication=shown.source,
+        cited_as=shown.row.citation,
+        paper_url=method.paper_url or shown.source.get("paper_url") or shown.source["url"],
+        citation=", ".join([shown.source["title"], *dict.fromkeys(tables)]),
+        flags=flags,
+        printed=printed,
+        year=method.year, year_from=method.year_from,
+        settings=dict(merged.settings), assumed=assumed,
+        sources=[{**m.describe(), "shown": sorted(f"{s}/{k}" for (s, k), o in origin.items()
+                                                  if o is m)} for m in members],
+        disagreements=merged.disagreements(),
+        reproduce=next(filter(None, (_reproduction(m.source["key"], m.row,
+                                                   benchmark.info.name, board)
+                                     for m in members)), None))
 
 
 def _reproduction(source_key: str, row, benchmark: str, board: Board) -> dict | None:
@@ -279,5 +337,6 @@ def _attach_index_sizes(views: list[BoardView], published: list[PublishedResults
         names = {m: size for (m, _), size in sizes.items()}
         for view in views:
             for row in view.rows:
-                if row.kind == "reported" and row.paper_url == source.source.url:
+                if row.kind == "reported" and row.publication \
+                        and row.publication["key"] == source.source.key:
                     row.index_size_gb = names.get(row.method, row.index_size_gb)

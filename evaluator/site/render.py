@@ -118,6 +118,10 @@ def _row_data(view: BoardView, row: Row, path_to_root: str) -> dict:
         "citation": row.citation, "flags": row.flags, "values": row.values,
         "reproduce": row.reproduce["baseline"] if row.reproduce else None,
         "variant": row.variant, "printed": row.printed, "key": row.key,
+        "year": row.year, "settings": row.settings, "assumed": row.assumed,
+        "sources": [{"key": s["key"], "kind": s["kind"], "primary": s["primary"],
+                     "title": s["title"], "name": s["name"]} for s in row.sources],
+        "disagree": len(row.disagreements),
         # Recomputed rows: the entry folder's name (what records' "paired" blocks name) and
         # the 95 % bootstrap intervals, intervals[slice][metric] = [low, high] (fractions).
         "entry": row.source.rsplit("/", 1)[-1] if row.source else None,
@@ -144,7 +148,10 @@ def _board_data(view: BoardView) -> dict:
         "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
                     for m in info.metrics],
         "slices": view.benchmark.slice_names(),
-        "settings": bool(info.settings.get("modalities")),
+        "settings": bool(view.dimensions),
+        "dimensions": [{"key": d.key, "label": d.label, "ranks": d.ranks,
+                        "standard": d.standard, "description": d.description,
+                        "names": dict(d.names)} for d in view.dimensions],
         "defaults": view.default_filters,
         "choices": _setting_choices(view),
         "rows": [_row_data(view, row, "../") for row in view.rows],
@@ -154,13 +161,11 @@ def _board_data(view: BoardView) -> dict:
 
 
 def _setting_choices(view: BoardView) -> dict[str, list[str]]:
-    """The values of each setting the board's rows take, in the benchmark's order."""
-    settings = view.benchmark.info.settings
+    """The values of each setting dimension the board's rows take, in the dimension's order."""
     out = {}
-    for key, order in (("modality", settings.get("modalities")), ("shots", settings.get("shots"))):
-        if order:
-            present = {getattr(r, key) for r in view.rows} - {None}
-            out[key] = [v for v in order if v in present] + sorted(present - set(order))
+    for dim in view.dimensions:
+        present = {r.settings.get(dim.key) for r in view.rows} - {None}
+        out[dim.key] = [v for v in dim.values if v in present] + sorted(present - set(dim.values))
     return out
 
 
@@ -206,19 +211,30 @@ def _write_downloads(folder: Path, view: BoardView) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     metrics = [m.name for m in view.benchmark.info.metrics]
     slices = view.benchmark.slice_names()
-    fields = ["rank", "method", "variant", "printed_as", "kind", "baseline", "modality",
-              "shots", "group", "date", "paper_url", "code_url", "citation"]
+    dims = [d.key for d in view.dimensions]
+    fields = ["rank", "method", "variant", "printed_as", "kind", "baseline", *dims,
+              "settings_assumed", "group", "year", "date", "paper_url", "code_url", "citation",
+              "source_url", "source_kind", "source_primary", "sources", "sources_disagree"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields + [f"{s}/{m}" for s in slices for m in metrics])
     rows_json = []
     for row in view.rows:
+        shown = row.sources[0] if row.sources else {}
         base = [row.rank, row.method, row.variant, "; ".join(row.printed) or None, row.kind,
-                row.baseline, row.modality, row.shots, row.group, row.date, row.paper_url,
-                row.code_url, row.citation]
+                row.baseline, *(row.settings.get(k) for k in dims),
+                "; ".join(row.assumed) or None, row.group, row.year, row.date, row.paper_url,
+                row.code_url, row.citation, shown.get("link"), shown.get("kind"),
+                shown.get("primary"), " ".join(s["link"] for s in row.sources) or None,
+                "; ".join(f"{d['slice']} {d['metric']}" for d in row.disagreements) or None]
         values = [row.values.get(s, {}).get(m) for s in slices for m in metrics]
         writer.writerow(["" if v is None else v for v in base + values])
-        rows_json.append({**dict(zip(fields, base)), "scores": row.values,
+        rows_json.append({**dict(zip(fields[:-2], base[:-2])), "scores": row.values,
+                          "sources": [{k: s[k] for k in ("key", "title", "kind", "primary",
+                                                         "url", "link", "table", "printed",
+                                                         "values", "aupro_thresholds")}
+                                      for s in row.sources],
+                          "disagreements": row.disagreements,
                           "intervals": (row.record or {}).get("intervals"),
                           "provenance": (row.record or {}).get("provenance")})
     (folder / f"{view.board.id}.csv").write_text(buffer.getvalue(), encoding="utf-8")

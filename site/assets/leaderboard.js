@@ -257,15 +257,20 @@
     var q = function (name) { return root.querySelector(".lb-" + name); };
     var controls = {
       slice: q("slice"), version: q("version"), recomputed: q("recomputed"),
-      baselines: q("baselines"), modality: q("modality"), shots: q("shots"),
-      variants: q("variants"), sort: q("sort")
+      baselines: q("baselines"), variants: q("variants"), sort: q("sort")
     };
+    /* Setting dimensions (training regime, shots, input data, test split, modality): those that
+       rank are always fixed to one value, so a row is only ranked against rows of its own
+       setting; the others (modality) filter one ranking and may show all values. */
+    var dims = data.dimensions || [];
+    var dimKeys = dims.map(function (d) { return d.key; });
+    dims.forEach(function (d) { controls[d.key] = q(d.key); });
     var state = {slice: data.headline, key: "rank", reverse: false};
     var table = root.querySelector(".lb-table");
     var status = root.querySelector(".lb-status");
     var sliceNames = {};
     data.slices.forEach(function (s) { sliceNames[s] = true; });
-    var columnKeys = ["rank", "method", "date", "modality", "shots"].concat(Object.keys(metrics));
+    var columnKeys = ["rank", "method", "date", "year"].concat(dimKeys, Object.keys(metrics));
 
     /* ---- the view <-> the query string */
     function optionValues(select) {
@@ -280,7 +285,7 @@
       if (sliceNames[params.get("slice")]) state.slice = params.get("slice");
       if (columnKeys.indexOf(params.get("sort")) >= 0) state.key = params.get("sort");
       state.reverse = params.get("order") === "reversed";
-      ["modality", "shots"].forEach(function (name) {
+      dimKeys.forEach(function (name) {
         if (!controls[name] || !params.has(name)) return;
         var value = params.get(name) === "all" ? "" : params.get(name);
         if (optionValues(controls[name]).indexOf(value) >= 0) controls[name].value = value;
@@ -302,7 +307,7 @@
       if (state.slice !== data.headline) add("slice", state.slice);
       if (state.key !== "rank") add("sort", state.key);
       if (state.reverse) add("order", "reversed");
-      ["modality", "shots"].forEach(function (name) {
+      dimKeys.forEach(function (name) {
         var c = controls[name];
         if (c && c.value !== defaultSetting(name)) add(name, c.value || "all");
       });
@@ -320,18 +325,26 @@
       var v = (row.values[slice || state.slice] || {})[name];
       return missing(v) ? null : v;
     }
+    /* A ranking dimension without a control (one value on the board) is still fixed to its
+       standard value; a filter dimension without one shows everything. */
+    function chosen(d) {
+      if (controls[d.key]) return controls[d.key].value;
+      return d.ranks && d.standard ? d.standard : "";
+    }
     function visible() {
-      var modality = controls.modality ? controls.modality.value : "";
-      var shots = controls.shots ? controls.shots.value : "";
       return data.rows.filter(function (r) {
         if (controls.recomputed && controls.recomputed.checked && r.kind !== "recomputed") return false;
         if (controls.baselines && !controls.baselines.checked && r.baseline) return false;
-        if (modality && !missing(r.modality) && r.modality !== modality) return false;
-        if (shots && !missing(r.shots) && r.shots !== shots) return false;
+        for (var i = 0; i < dims.length; i++) {
+          var value = chosen(dims[i]), own = (r.settings || {})[dims[i].key];
+          if (value && !missing(own) && own !== value) return false;
+          if (value && missing(own) && dims[i].ranks) return false;
+        }
         if (r.variant && !(controls.variants && controls.variants.checked)) return false;
         return true;
       });
     }
+    function settingName(d, value) { return (d.names || {})[value] || value; }
     /* Rank by the primary metric among the methods' main rows shown; ties share a rank. */
     function ranking(rows) {
       var ranked = rows.filter(function (r) {
@@ -349,11 +362,12 @@
       if (metrics[key]) return metricValue(row, key);
       if (key === "rank") return missing(ranks[row.key]) ? null : ranks[row.key];
       if (key === "method") return (row.method + " " + (row.variant || "")).toLowerCase();
+      if (dimKeys.indexOf(key) >= 0) return missing((row.settings || {})[key]) ? null : row.settings[key];
       return missing(row[key]) ? null : row[key];
     }
     function comparator(ranks) {
       var key = state.key;
-      var higherFirst = !!metrics[key] || key === "date";
+      var higherFirst = !!metrics[key] || key === "date" || key === "year";
       return function (a, b) {
         var va = sortValue(a, key, ranks), vb = sortValue(b, key, ranks);
         if (va === null && vb !== null) return 1;  // rows without the value go last, always
@@ -405,13 +419,14 @@
           cols.push({key: m.name, label: m.name, cls: "num", metric: m});
         }
       });
-      ["modality", "shots"].forEach(function (name) {
-        if (!data.settings) return;
-        var fixed = controls[name] ? controls[name].value : "";
-        if (!fixed && any(function (r) { return r[name]; })) {
-          cols.push({key: name, label: name === "shots" ? "Shots" : "Modality", cls: "lb-c-setting"});
+      dims.forEach(function (d) {
+        if (chosen(d)) return;  // fixed by the view: said once above the table
+        if (any(function (r) { return (r.settings || {})[d.key]; })) {
+          cols.push({key: d.key, label: d.label, cls: "lb-c-setting", dim: d});
         }
       });
+      if (any(function (r) { return r.year; })) cols.push({key: "year", label: "Year", cls: "lb-c-year",
+        title: "Year the method was first published"});
       if (any(function (r) { return r.date; })) cols.push({key: "date", label: "Date", cls: "lb-c-date"});
       if (any(function (r) { return r.paper || r.code || r.compare; })) cols.push({key: null, label: "Links", cls: "lb-c-links"});
       return cols;
@@ -447,7 +462,18 @@
         if (title) b.title = title;
         return b;
       };
-      if (r.kind === "reported") badge("reported", "reported in paper", r.citation || "");
+      if (r.kind === "reported") {
+        var first = (r.sources || [])[0];
+        var from = (r.sources || []).map(function (s) { return s.title + " (" + s.kind.replace(/-/g, " ") + ")"; });
+        badge("reported", first && !first.primary ? "as reported by " + first.name : "reported",
+              "not recomputed here; from " + (from.join("; ") || r.citation || "a paper"));
+        if (r.disagree) {
+          td.appendChild(document.createTextNode(" "));
+          var differ = html("a", "lb-badge lb-disagree", td, "sources differ");
+          differ.href = r.url + "#sources";
+          differ.title = r.disagree + " value" + (r.disagree === 1 ? "" : "s") + " printed differently by its sources: see the row's page";
+        }
+      }
       if (r.reproduce) {
         td.appendChild(document.createTextNode(" "));
         var again = html("a", "lb-badge reproducible", td, "reproduce this row");
@@ -544,6 +570,11 @@
             methodCell(td, r, line.nested);
           } else if (c.metric) {
             metricCell(td, r, c, bestValues, overlaps);
+          } else if (c.dim) {
+            var own = (r.settings || {})[c.key];
+            td.textContent = missing(own) ? DASH : settingName(c.dim, own);
+            if (missing(own)) td.classList.add("lb-missing");
+            else if ((r.assumed || []).indexOf(c.key) >= 0) td.title = "not stated by the source: the standard protocol is assumed";
           } else if (c.key) {
             td.textContent = r[c.key] || DASH;
             if (!r[c.key]) td.classList.add("lb-missing");
@@ -587,9 +618,9 @@
         parts.push("sorted by " + (column ? column.label : state.key) + (state.reverse ? " (reversed)" : "") +
                    "; # keeps the rank by " + data.primary);
       }
-      ["modality", "shots"].forEach(function (name) {
-        if (controls[name] && controls[name].value) parts.push(name + ": " + controls[name].value);
-      });
+      var setting = dims.filter(function (d) { return chosen(d); }).map(function (d) {
+        return d.label.toLowerCase() + ": " + settingName(d, chosen(d)); });
+      if (setting.length) parts.push(setting.join(", "));
       status.textContent = parts.join(" \u00b7 ") + ". ";
       var button = html("button", "lb-copy lb-link-button", status, "Copy link to this view");
       button.type = "button";
@@ -624,6 +655,7 @@
                    slices, top, primary);
         }
       }
+      timeline(box, rows, ranks);
       var shown = {};
       rows.forEach(function (r) { shown[r.key] = true; });
       var curves = data.curves.filter(function (c) { return c.curves.kind === "t-mAP" && shown[c.key]; });
@@ -638,6 +670,59 @@
           lineChart(box, "t-mAP: " + k + " at each OOD threshold (" + state.slice + ")",
                     series, "FPR", k, metrics["mAP@1"] || primary);
         }
+      });
+    }
+
+    /* State of the art over time: the best ranking metric among the methods shown (this
+       setting, slice and filters), by the year the methods were published. A step line with
+       a labelled point wherever the best improved. */
+    function timeline(box, rows, ranks) {
+      var points = rows.filter(function (r) {
+        return !missing(ranks[r.key]) && !missing(r.year) && metricValue(r, data.primary) !== null; });
+      var years = points.map(function (r) { return r.year; });
+      if (points.length < 2 || Math.min.apply(null, years) === Math.max.apply(null, years)) return;
+      points.sort(function (a, b) { return a.year - b.year || metricValue(b, data.primary) - metricValue(a, data.primary); });
+      var records = [], best = null;
+      points.forEach(function (r) {
+        var v = metricValue(r, data.primary);
+        if (best === null || v > best) { best = v; records.push({year: r.year, value: v, name: label(r)}); }
+      });
+      var first = Math.min.apply(null, years), last = Math.max.apply(null, years);
+      var values = points.map(function (r) { return metricValue(r, data.primary); });
+      var lo = Math.max(0, Math.floor((Math.min.apply(null, values) - 0.02) * 20) / 20);
+      var hi = Math.min(1, Math.ceil((best + 0.01) * 20) / 20);
+      if (hi <= lo) hi = Math.min(1, lo + 0.05);
+      var plot = chartFrame(box, "State of the art over time: best " + data.primary + " (" + state.slice +
+                            ") by year, among the " + points.length + " ranked methods shown",
+                            720, 340, {left: 56, right: 24, top: 28, bottom: 44});
+      plot.box.classList.add("lb-timeline");
+      var span = Math.max(1, last - first);
+      var sx = function (y) { return plot.x0 + (y - first + 0.5) / (span + 1) * (plot.x1 - plot.x0); };
+      var sy = function (v) { return plot.y0 - (v - lo) / (hi - lo) * (plot.y0 - plot.y1); };
+      var xTicks = [];
+      for (var y = first; y <= last; y++) xTicks.push({pos: sx(y), label: String(y)});
+      var yTicks = [0, 0.25, 0.5, 0.75, 1].map(function (t) { var v = lo + t * (hi - lo);
+        return {pos: sy(v), label: fmt(v, primary)}; });
+      axes(plot, xTicks, yTicks, "Year", data.primary);
+      points.forEach(function (r) {
+        el("circle", {cx: sx(r.year), cy: sy(metricValue(r, data.primary)), r: 3, class: "lb-timeline-all",
+                      "data-tip": label(r) + " (" + r.year + "): " + fmt(metricValue(r, data.primary), primary)}, plot.svg);
+      });
+      var path = [];
+      records.forEach(function (p, i) {
+        if (i) path.push([sx(p.year), sy(records[i - 1].value)]);
+        path.push([sx(p.year), sy(p.value)]);
+      });
+      path.push([sx(last) + (sx(last) > sx(records[records.length - 1].year) ? 0 : 12), sy(best)]);
+      el("polyline", {points: path.map(function (p) { return p.join(","); }).join(" "), fill: "none",
+                      stroke: COLORS[0], "stroke-width": 2, class: "lb-line lb-step"}, plot.svg);
+      records.forEach(function (p, i) {
+        var x = sx(p.year), yv = sy(p.value);
+        el("circle", {cx: x, cy: yv, r: 5, fill: COLORS[0], class: "lb-point lb-record",
+                      "data-tip": p.name + " (" + p.year + "): " + fmt(p.value, primary)}, plot.svg);
+        var anchor = x > plot.x1 - 170 ? "end" : "start";  // labels run right, but stay inside
+        el("text", {x: x + (anchor === "end" ? -8 : 8), y: yv + (i % 2 ? 18 : -9), "text-anchor": anchor,
+                    class: "lb-point-label"}, plot.svg, truncate(p.name, 28) + " " + fmt(p.value, primary));
       });
     }
 
@@ -659,7 +744,7 @@
     controls.slice.addEventListener("change", function () { state.slice = controls.slice.value; render(); });
     if (controls.sort) controls.sort.addEventListener("change", function () {
       state.key = controls.sort.value; state.reverse = false; render(); });
-    ["recomputed", "baselines", "modality", "shots", "variants"].forEach(function (name) {
+    ["recomputed", "baselines", "variants"].concat(dimKeys).forEach(function (name) {
       if (controls[name]) controls[name].addEventListener("change", render);
     });
     if (controls.version) controls.version.addEventListener("change", function () {
