@@ -12,6 +12,7 @@ from evaluator.board_data import BoardData
 from baselines.cli import add_parser as add_baseline_parser
 from evaluator.bundle_cli import add_parser as add_labels_parser
 from evaluator.ci.cli import add_parser as add_ci_parser
+from evaluator.published_cli import add_parser as add_published_parser
 from evaluator.entries import find_entries
 from evaluator.evaluation import (
     EntryError,
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ci_parser(sub)
     add_labels_parser(sub)
     add_baseline_parser(sub)
+    add_published_parser(sub)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of metadata and prediction lines",
                        description="Write JSON Schemas generated from the validator's models.")

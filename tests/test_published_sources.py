@@ -286,3 +286,24 @@ def test_the_data_files_hold_no_source_text():
         data = json.loads(path.read_text(encoding="utf-8"))
         if data["source"].get("excerpt"):
             assert "quote" not in data["source"], path.name
+
+
+def test_the_check_command_a_pull_request_runs(tmp_path, capsys):
+    """What CI runs on a pull request that adds a data file: ok, then a typo'd number."""
+    from evaluator.cli import main
+
+    path = tmp_path / "example.json"
+    path.write_text(json.dumps(QUOTED), encoding="utf-8")
+    assert main(["published", "check", str(path)]) == 0
+    assert "example.json: ok (3 numbers checked)" in capsys.readouterr().out
+    broken = json.loads(json.dumps(QUOTED))
+    broken["tables"][0]["rows"][1]["values"]["bagel"]["I-AUROC"] = 0.08
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    assert main(["published", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "error: example.json: table t (Table), source line 13" in out
+    assert "prints 0.8, the data has 0.08" in out
+    broken["tables"][0]["rows"][1]["method"] = "No Such Method"
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    assert main(["published", "check", str(path)]) == 1
+    assert "'No Such Method' is not in methods.json" in capsys.readouterr().out

@@ -95,7 +95,7 @@ def test_a_visitor_browses_boards_sorts_filters_and_opens_an_entry(server, brows
         assert "Open, verifiable" in page.locator("h1").inner_text()
         # The home page's leader is the default ranking's first method, never a paper's label.
         leaders = page.locator(".md-content table tbody tr td:nth-child(3)").all_inner_texts()
-        assert any(text.startswith("M3DM") for text in leaders), leaders
+        assert any(text.startswith("CMDR-IAD") for text in leaders), leaders
         assert not any(text.startswith(("Ours", "Full dataset")) for text in leaders)
         shot(page, "1-home")
 
@@ -166,16 +166,21 @@ def test_the_default_anomaly_view_ranks_methods_not_paper_labels(server, browser
         assert names.count("M3DM") == 1, names
         m3dm = page.locator(".lb-table tbody tr", has=page.locator("a.lb-name", has_text="M3DM"))
         assert cell(page, m3dm, "I-AUROC") == "0.945"
-        assert cell(page, m3dm, "#") == "1"
+        assert cell(page, m3dm, "#").isdigit()
+        first = page.locator(".lb-table tbody tr[data-key]").first
+        assert cell(page, first, "#") == "1" and names[0] == "CMDR-IAD"
+        # Other settings are not in the default ranking: ADer's unified models, zero-shot.
+        assert "InvAD" not in names and "MuSc-V2" not in names
         # Rows without the ranking metric are listed apart, unranked.
         assert "Not ranked: no I-AUROC reported for mean" in page.locator(
             ".lb-table tr.lb-section").all_inner_texts()
         ranks = [cell(page, page.locator(".lb-table tbody tr", has=page.locator(
-            "a.lb-name", has_text=name)).first, "#") for name in ("AST", "PatchCore")]
+            "a.lb-name", has_text=name)).first, "#") for name in ("3D-ST", "CDO")]
         assert ranks == ["–", "–"]
         # The legend explains the badges on the page itself, not only on hover.
         legend = page.locator(".lb-keys").inner_text()
-        assert "reported in paper" in legend and "reproduce this row" in legend
+        assert "reported" in legend and "reproduce this row" in legend
+        assert "sources differ" in legend
         shot(page, "7-default-anomaly-view")
         # Columns no shown row fills are left out: Eyecandies has paper rows only.
         page.goto(f"{server}/boards/eyecandies-v1.html")
@@ -211,7 +216,7 @@ def test_variants_are_listed_under_their_method_and_never_ranked(server, browser
         shot(page, "8-variants")
         page.goto(f"{server}/boards/eyecandies-v1.html")
         label = page.locator(".lb-chart svg text", has_text="PeppermintCandy").bounding_box()
-        frame = page.locator(".lb-chart svg").bounding_box()
+        frame = page.locator(".lb-chart svg").first.bounding_box()
         assert frame["x"] <= label["x"] and label["x"] + label["width"] <= frame["x"] + \
             frame["width"] and frame["y"] <= label["y"], (label, frame)  # not clipped
 
@@ -273,10 +278,10 @@ def test_a_linked_view_is_restored_on_load(server, browser):
         assert not page.locator(".lb-baselines").is_checked()
         assert "Chance baseline" not in method_names(page)
         assert "sorted by mAP@5" in page.locator(".lb-status").inner_text()
-        page.goto(f"{server}/boards/mvtec3d-ad-v1.html?shots=all&modality=3D&variants=1")
+        page.goto(f"{server}/boards/mvtec3d-ad-v1.html?shots=50&modality=RGB%2B3D&variants=1")
         page.wait_for_selector(".lb-table tbody tr td.lb-c-method a.lb-name")
-        assert page.locator(".lb-shots").input_value() == ""
-        assert page.locator(".lb-modality").input_value() == "3D"
+        assert page.locator(".lb-shots").input_value() == "50"
+        assert page.locator(".lb-modality").input_value() == "RGB+3D"
         assert page.locator(".lb-variants").is_checked()
         shot(page, "10-linked-view")
 
@@ -288,7 +293,7 @@ def test_boards_never_scroll_sideways_and_every_table_link_is_clickable(server, 
         for board in BOARDS:
             views = [""]
             if not board.startswith("forb"):
-                views.append("?variants=1&shots=all")
+                views.append("?variants=1&input=raw")
             for query in views:
                 page.goto(f"{server}/boards/{board}.html{query}")
                 page.wait_for_selector(".lb-table tbody tr td.lb-c-method a.lb-name")
@@ -355,3 +360,32 @@ def test_dark_mode_toggles_and_pages_carry_their_citation(server, browser):
         assert "FORB: A Flat Object Retrieval Benchmark" in text
         assert f"{server}/entries/forb-v1/reported/forb-2023/dinov2.html" in text
         shot(page, "14-dark-entry")
+
+
+@pytest.mark.parametrize("width", [390, 1280, 1920])
+def test_each_anomaly_board_charts_the_state_of_the_art_over_time(server, browser, width):
+    """A step line of the best I-AUROC by year among the ranked methods shown, with labelled
+    record points; it follows the setting (zero-shot rows chart apart)."""
+    with visit(browser, server, width=width) as page:
+        for board in ("mvtec3d-ad-v1", "eyecandies-v1"):
+            page.goto(f"{server}/boards/{board}.html")
+            chart = page.locator(".lb-timeline")
+            chart.wait_for()
+            assert "State of the art over time" in chart.locator("figcaption").inner_text()
+            assert chart.locator("polyline.lb-step").count() == 1
+            records = chart.locator("circle.lb-record")
+            assert records.count() >= 2
+            labels = chart.locator("text.lb-point-label").evaluate_all(
+                "nodes => nodes.map(n => n.textContent)")
+            assert len(labels) == records.count() and all(labels), labels
+            box = chart.locator("svg").bounding_box()
+            assert box["width"] <= width and box["height"] > 100
+            scroll, inner = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]")
+            assert scroll <= inner, (board, width)
+            shot(page, f"12-{board}-timeline-{width}px")
+        # MVTec 3D-AD's record at the latest year is CMDR-IAD's 0.973 (2026).
+        page.goto(f"{server}/boards/mvtec3d-ad-v1.html")
+        page.locator(".lb-timeline").wait_for()
+        assert any(text.startswith("CMDR-IAD 0.973") for text in page.locator(
+            ".lb-timeline text.lb-point-label").evaluate_all("ns => ns.map(n => n.textContent)"))

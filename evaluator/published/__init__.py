@@ -49,7 +49,9 @@ def load_published_file(path: Path) -> PublishedResults:
     try:
         data = PublishedResults.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        raise PublishedDataError(f"{path.name}: {exc}") from None
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}"
+                             for e in exc.errors()[:10])
+        raise PublishedDataError(f"{path.name}: {problems}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PublishedDataError(f"{path.name}: cannot be read ({exc})") from None
     methods = load_methods()

@@ -337,8 +337,7 @@
         if (controls.baselines && !controls.baselines.checked && r.baseline) return false;
         for (var i = 0; i < dims.length; i++) {
           var value = chosen(dims[i]), own = (r.settings || {})[dims[i].key];
-          if (value && !missing(own) && own !== value) return false;
-          if (value && missing(own) && dims[i].ranks) return false;
+          if (value && own !== value) return false;  // unknown values match no choice
         }
         if (r.variant && !(controls.variants && controls.variants.checked)) return false;
         return true;
