@@ -34,8 +34,24 @@ def load(path: Path) -> dict:
     return document
 
 
-def test_the_three_workflows_exist():
-    assert {p.stem for p in WORKFLOWS} == {"validate", "score", "publish"}
+def test_the_four_workflows_exist():
+    assert {p.stem for p in WORKFLOWS} == {"validate", "score", "publish", "published"}
+
+
+def test_published_results_are_checked_read_only_against_their_quotes():
+    """A pull request adding a paper's results runs the cell test on the data files, with no
+    secrets and a read-only token; the command it runs passes on the repository as it is."""
+    from evaluator.cli import main
+
+    document = load(REPO / ".github/workflows/published.yml")
+    assert document["on"]["pull_request"]["paths"] == ["site/data/**"]
+    assert document["permissions"] == {}
+    (job,) = document["jobs"].values()
+    assert job["permissions"] == {"contents": "read"}
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert "python -m evaluator.cli published check" in runs
+    assert "secrets." not in (REPO / ".github/workflows/published.yml").read_text()
+    assert main(["published", "check"]) == 0
 
 
 def test_zizmor_offline_reports_nothing():
