@@ -19,6 +19,7 @@ from evaluator.evaluation import (
     check_entry,
     check_predictions,
     evaluate_entry,
+    in_benchmark_folder,
     score_predictions,
 )
 from evaluator.labels import LabelSettingError, LabelSourceError
@@ -188,9 +189,12 @@ def cmd_boards(args) -> int:
         print(f"{info.name}: {info.title}")
         print(f"  reference: {info.reference}")
         for board in info.boards:
-            print(f"  board {board.id} (--benchmark {board.name}): {board.description}")
-        print(f"  metrics (primary {info.primary_metric}): "
-              + ", ".join(m.name for m in info.metrics))
+            # A board name stands for its newest version.
+            names = (f"{board.name} or {board.id}, current" if board == benchmark.board(board.name)
+                     else board.id)
+            print(f"  board {board.id} (--benchmark {names}): {board.description}")
+            print("    metrics: " + ", ".join(m.name for m in benchmark.metrics_of(board)))
+        print(f"  primary metric: {info.primary_metric}")
         print(f"  slices: {info.slices}")
         for fmt in info.formats:
             tag = " [recommended]" if fmt.recommended else ""
@@ -310,27 +314,46 @@ def _evaluate_predictions(args, data: BoardData) -> int:
 
 def _evaluate_entry(entry: Path, args, data: BoardData) -> int:
     benchmark = benchmark_of_entry(entry, args.benchmark)
+    if not args.no_record and not in_benchmark_folder(entry, benchmark):
+        raise EntryError(f"{entry}: records are kept for entries in submissions/"
+                         f"{benchmark.info.name}/<entry-id>/ only, and this entry is in "
+                         f"{entry.resolve().parent.name}/; move it there, or pass --no-record "
+                         "to score it without a record")
     report = ValidationReport(max_errors=args.max_errors)
-    outcome = evaluate_entry(entry, benchmark, data, report)
+    outcome = evaluate_entry(entry, benchmark, data, report,
+                             versions=_versions_asked(benchmark, args.benchmark))
     if outcome.labels_missing:
         print(f"error: {data.missing_source_hint(benchmark)}", file=sys.stderr)
         return EXIT_USAGE
     if outcome.evaluation is None:
         _print_report(f"{entry}", report)
         return EXIT_INVALID
-    evaluation = outcome.evaluation
-    print(f"{evaluation['entry']} on {outcome.board.id}:")
-    _print_scores(benchmark, evaluation)
-    _write_json(args.json, evaluation)
-    if args.no_record:
-        return EXIT_OK
-    try:
-        stored = store_record(entry, outcome.board, evaluation)
-    except RecordConflict as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return EXIT_CONFLICT
-    print(f"  record {stored}: {entry / 'records' / (outcome.board.id + '.json')}")
-    return EXIT_OK
+    worst = EXIT_OK
+    for board, evaluation in outcome.scored:
+        print(f"{evaluation['entry']} on {board.id}:")
+        _print_scores(benchmark, evaluation)
+        if args.no_record:
+            continue
+        try:
+            stored = store_record(entry, board, evaluation)
+        except RecordConflict as exc:
+            print(f"error: {printable(str(exc))}", file=sys.stderr)
+            worst = EXIT_CONFLICT
+            continue
+        print(f"  record {stored}: {entry / 'records' / (board.id + '.json')}")
+    # --json holds one evaluation: the version the metadata's board name stands for (its
+    # newest), or the one --benchmark named.
+    _write_json(args.json, outcome.evaluation)
+    return worst
+
+
+def _versions_asked(benchmark: Benchmark, name: str | None):
+    """--benchmark with a board id (mvtec3d-ad-v1) scores that version alone; otherwise an
+    entry is scored under every version of its board."""
+    for board in benchmark.info.boards:
+        if name == board.id:
+            return board
+    return "all"
 
 
 def _require_labels(benchmark: Benchmark, board, data: BoardData) -> Path | None:
@@ -351,7 +374,7 @@ def _resolve(name: str | None):
 
 def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
     """Aggregate scores of the top-level slices, at the precision the papers print."""
-    metrics = benchmark.info.metrics
+    metrics = _metrics_of_evaluation(benchmark, evaluation)
     slices = [s for s in evaluation["scores"] if "/" not in s]
     width = max(len(s) for s in slices)
     cols = [max(9, len(m.name)) + 2 for m in metrics]
@@ -372,6 +395,11 @@ def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
           f"{provenance['labels_digest'][:19]}..., evaluator {provenance['evaluator_version']}")
 
 
+def _metrics_of_evaluation(benchmark: Benchmark, evaluation: dict):
+    """The metrics of the board version an evaluation was made for."""
+    return benchmark.metrics_of(benchmark.board(evaluation["board"]))
+
+
 def _print_intervals(benchmark: Benchmark, evaluation: dict) -> None:
     """The headline slice's bootstrap intervals (aggregates; every slice's are in --json)."""
     settings = evaluation.get("bootstrap")
@@ -380,7 +408,7 @@ def _print_intervals(benchmark: Benchmark, evaluation: dict) -> None:
     if not settings or not found:
         return
     cells = []
-    for metric in benchmark.info.metrics:
+    for metric in _metrics_of_evaluation(benchmark, evaluation):
         if metric.name in found:
             low, high = (100 * v if metric.percent else v for v in found[metric.name])
             cells.append(f"{metric.name} [{low:.{metric.decimals}f}, {high:.{metric.decimals}f}]")
