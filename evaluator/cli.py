@@ -47,6 +47,7 @@ examples:
   leaderboard evaluate --all --labels ../shared/data/forb/metadata
   leaderboard evaluate --benchmark mvtec3d-ad --predictions preds/ \
       --labels /data/mvtec_3d_anomaly_detection --json scores.json
+  leaderboard rescore --board mvtec3d-ad-v2 --labels /data/mvtec_3d_anomaly_detection
   leaderboard schemas --out schemas/
 
 exit status: 0 ok, 1 invalid submission, 2 usage error, 3 label or metadata problem,
@@ -127,6 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-errors", type=positive_int, default=DEFAULT_MAX_ERRORS, metavar="N",
                    help=f"problems to list (default {DEFAULT_MAX_ERRORS})")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "rescore", help="score every stored entry of a board under one version",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Validate every stored entry of a board again and score it under the "
+                    "given board version: writes records/<board-id>.json beside the older "
+                    "records (never touching them; an existing record of that version is "
+                    "recomputed and must agree) and the changes report "
+                    "<submissions>/changes/<board-id>.json: each entry's rank and primary "
+                    "metric under the previous version and this one. The site shows it as "
+                    "the version's \"what changed\" page.",
+        epilog="example:\n  leaderboard rescore --board mvtec3d-ad-v2 --labels MVTEC3D_ROOT")
+    p.add_argument("--board", required=True, metavar="BOARD",
+                   help="board version (mvtec3d-ad-v2) or board name (its newest version)")
+    p.add_argument("--labels", action="append", metavar="SOURCE", help=labels_help)
+    p.add_argument("--submissions", type=Path, default=Path("submissions"), metavar="DIR",
+                   help="where the stored entries are (default: submissions)")
+    p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser(
         "build", help="build the leaderboard website",
@@ -441,6 +460,32 @@ def _write_json(path: Path | None, evaluation: dict) -> None:
     except OSError as exc:
         raise EntryError(f"--json {path}: cannot be written ({exc.strerror})") from None
     print(f"  wrote {path}")
+
+
+# rescore --------------------------------------------------------------------------------------
+
+def cmd_rescore(args) -> int:
+    from evaluator.rescore import format_report, rescore
+
+    benchmark, board = _resolve(args.board)
+    if not args.submissions.is_dir():
+        raise EntryError(f"--submissions {args.submissions}: no such folder")
+    with ExitStack() as stack:
+        data = BoardData(args.labels, stack)
+        result = rescore(benchmark, board, data, args.submissions)
+    if result.labels_missing:
+        print(f"error: {data.missing_source_hint(benchmark)}", file=sys.stderr)
+        return EXIT_USAGE
+    for name in result.written:
+        print(f"recorded {name} on {board.id}")
+    for name in result.verified:
+        print(f"verified {name} on {board.id} (its record already existed)")
+    for name, why in result.failed:
+        print(f"not rescored {name}: {printable(why)}")
+    for line in format_report(result.report):
+        print(printable(line))
+    print(f"wrote {result.report_path}")
+    return EXIT_INVALID if result.failed else EXIT_OK
 
 
 # site -----------------------------------------------------------------------------------------

@@ -281,3 +281,13 @@ def _attach_index_sizes(views: list[BoardView], published: list[PublishedResults
             for row in view.rows:
                 if row.kind == "reported" and row.paper_url == source.source.url:
                     row.index_size_gb = names.get(row.method, row.index_size_gb)
+
+
+def recomputed_view(submissions: Path, benchmark: Benchmark, board: Board) -> BoardView:
+    """The board's recomputed entries alone, ranked as the board ranks them: what a
+    rescoring's changes report compares across versions."""
+    view = BoardView(benchmark, board,
+                     _recomputed_rows(submissions / benchmark.info.name, board),
+                     benchmark.versions(board.name))
+    _rank(view)
+    return view
