@@ -88,8 +88,17 @@ class BoardView:
         dates = [r.date for r in self.rows if r.date]
         return max(dates) if dates else None
 
+    @property
+    def metrics(self):
+        """The metrics this board version reports (a later version may add some)."""
+        return self.benchmark.metrics_of(self.board)
+
+    @property
+    def previous(self) -> Board | None:
+        return self.benchmark.previous(self.board)
+
     def metric(self, name: str):
-        return next(m for m in self.benchmark.info.metrics if m.name == name)
+        return next(m for m in self.metrics if m.name == name)
 
 
 def collect(submissions: Path, published: list[PublishedResults] | None = None) -> list[BoardView]:
