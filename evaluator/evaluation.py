@@ -202,24 +202,26 @@ def in_benchmark_folder(entry_dir: Path, benchmark: Benchmark) -> bool:
 
 def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
                    report: ValidationReport, submission: bool = False,
-                   versions: str | Board = "current") -> EntryEvaluation:
+                   versions: str | Board | list[Board] = "current") -> EntryEvaluation:
     """Validate an entry and, if it passed and labels are at hand, score it. ``data`` is a
     :class:`evaluator.board_data.BoardData` (it opens label sources once per run).
 
     ``versions``: "current" scores the newest version of the board the metadata names,
     "all" every version of it (validated once; labels read once per label folder), a Board
-    that version alone (it must be a version of the entry's board)."""
+    (or a list of them) those versions alone (each must be a version of the entry's
+    board)."""
     board, checked = check_entry(entry_dir, benchmark, lambda b: data.task(benchmark, b), report,
                                  submission=submission,
                                  labels_dir_for=lambda b: data.directory(benchmark, b))
     if board is None or not report.ok:
         return EntryEvaluation(board, checked)
-    if isinstance(versions, Board):
-        if versions.name != board.name:
-            report.error(METADATA_FILE, None, f"the entry is for board {board.name!r}, not "
-                         f"{versions.id!r}")
-            return EntryEvaluation(board, checked)
-        chosen = [versions]
+    if isinstance(versions, (Board, list)):
+        chosen = [versions] if isinstance(versions, Board) else versions
+        for version in chosen:
+            if version.name != board.name:
+                report.error(METADATA_FILE, None, f"the entry is for board {board.name!r}, "
+                             f"not {version.id!r}")
+                return EntryEvaluation(board, checked)
     else:
         chosen = benchmark.versions(board.name) if versions == "all" else [board]
     directory = data.directory(benchmark, board)
