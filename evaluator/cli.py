@@ -334,10 +334,11 @@ def _evaluate_predictions(args, data: BoardData) -> int:
 def _evaluate_entry(entry: Path, args, data: BoardData) -> int:
     benchmark = benchmark_of_entry(entry, args.benchmark)
     if not args.no_record and not in_benchmark_folder(entry, benchmark):
-        raise EntryError(f"{entry}: records are kept for entries in submissions/"
-                         f"{benchmark.info.name}/<entry-id>/ only, and this entry is in "
-                         f"{entry.resolve().parent.name}/; move it there, or pass --no-record "
-                         "to score it without a record")
+        print(f"error: {printable(str(entry))}: records are kept for entries in submissions/"
+              f"{benchmark.info.name}/<entry-id>/ only, and this entry is in "
+              f"{printable(entry.resolve().parent.name)}/; move it there, or pass --no-record "
+              "to score it without a record", file=sys.stderr)
+        return EXIT_USAGE
     report = ValidationReport(max_errors=args.max_errors)
     outcome = evaluate_entry(entry, benchmark, data, report,
                              versions=_versions_asked(benchmark, args.benchmark))

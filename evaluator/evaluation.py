@@ -13,7 +13,6 @@ kept).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from evaluator.registry import (
 )
 from evaluator.run_records import RunRecordError, read_run_record, smoke_test_reasons
 from evaluator.validation.report import ValidationReport
+from evaluator.validation.parsing import load_json
 
 # /2 adds "bootstrap", "intervals" and "paired"; /1 records (without them) still verify.
 EVALUATION_SCHEMA = "leaderboard-evaluation/2"
@@ -82,7 +82,7 @@ def _board_in_metadata(entry_dir: Path) -> str | None:
     try:
         if path.is_symlink() or path.stat().st_size > 64 * 1024:
             return None
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        data = load_json(path.read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     board = data.get("board") if isinstance(data, dict) else None
@@ -315,7 +315,7 @@ def _sibling_bootstrap(benchmark: Benchmark, board: Board, task: Any, labels: An
     """Replicates of a recorded entry, when its predictions are still the ones its record
     scored against these labels and still pass validation; None (no pair) otherwise."""
     try:
-        record = json.loads(record_path(entry_dir, board).read_text(encoding="utf-8"))
+        record = load_json(record_path(entry_dir, board).read_text(encoding="utf-8"))
         provenance = record["provenance"]
         if provenance["labels_digest"] != benchmark.labels_digest(labels):
             return None

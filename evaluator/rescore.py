@@ -13,7 +13,6 @@ it; the site renders it as the version's "what changed" page.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from evaluator.evaluation import evaluate_entry
 from evaluator.records import RecordConflict, dumps, record_path, store_record
 from evaluator.registry import Benchmark, Board
 from evaluator.validation.report import ValidationReport
+from evaluator.validation.parsing import load_json
 
 CHANGES_DIR = "changes"
 CHANGES_SCHEMA = "leaderboard-changes/1"
@@ -47,7 +47,7 @@ def entries_of(submissions: Path, benchmark: Benchmark, board: Board) -> list[Pa
 
 def _board_name(entry: Path) -> str | None:
     try:
-        metadata = json.loads((entry / METADATA_FILE).read_text(encoding="utf-8"))
+        metadata = load_json((entry / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     name = metadata.get("board") if isinstance(metadata, dict) else None

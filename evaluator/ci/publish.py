@@ -21,6 +21,7 @@ from evaluator.records import RecordConflict, record_path, store_record
 from evaluator.registry import benchmarks
 from evaluator.rescore import needs_rescoring, rescore
 from evaluator.validation.report import ValidationReport
+from evaluator.validation.parsing import load_json
 
 
 def missing_versions(entry: Path):
@@ -28,7 +29,7 @@ def missing_versions(entry: Path):
     its metadata names no board the benchmark knows)."""
     benchmark = benchmark_of_entry(entry)
     try:
-        name = json.loads((entry / METADATA_FILE).read_text(encoding="utf-8"))["board"]
+        name = load_json((entry / METADATA_FILE).read_text(encoding="utf-8"))["board"]
         board = benchmark.board(str(name))
     except (OSError, ValueError, KeyError, TypeError):
         return benchmark, None

@@ -3,7 +3,6 @@ with values on one scale (fractions), ranked by the board's primary metric."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from baselines.catalogue import reproducing
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.published import PublishedResults, load_published
 from evaluator.registry import Benchmark, Board, BoardDataError, benchmarks
+from evaluator.validation.parsing import load_json
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _recomputed_rows(folder: Path, board: Board) -> list[Row]:
 def _json_object(path: Path) -> dict:
     """A JSON object from ``path``; BoardDataError (exit status 3) names the file otherwise."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BoardDataError(f"{path}: cannot be read as JSON ({exc})") from None
     if not isinstance(document, dict):

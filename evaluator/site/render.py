@@ -27,6 +27,7 @@ from evaluator.site.boards import BoardView, Row, collect
 from evaluator.site.compare import compare_data
 from evaluator.site.compare import page_url as compare_url
 from evaluator.site.formatting import escape, format_value, plain_title, safe_url
+from evaluator.validation.parsing import load_json
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_SOURCES = REPO / "site"
@@ -93,7 +94,7 @@ def _changes_report(submissions: Path, view: BoardView) -> dict | None:
     if not path.is_file():
         return None
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BoardDataError(f"{path}: cannot be read as JSON ({exc})") from None
     if not isinstance(report, dict) or report.get("board") != view.board.id \
