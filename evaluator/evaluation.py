@@ -247,7 +247,7 @@ def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
                                        entry_key=key, siblings=pairing,
                                        labels=loaded[folder])
         outcome.scored.append((version, evaluation))
-        if version == board or len(chosen) == 1:
+        if outcome.evaluation is None or version == board:  # the current one, if scored
             outcome.board, outcome.evaluation = version, evaluation
     return outcome
 

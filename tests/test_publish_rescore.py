@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -100,3 +101,16 @@ def test_a_new_board_version_is_rescored_staged_and_pushed(tmp_path, monkeypatch
     code, log = run_cli(capsys, "ci", "publish", "--repo", str(repo),
                         "--labels", f"mvtec3d-ad={labels}")
     assert code == 0 and env.outputs()["recorded"] == "0", log
+
+    # A new entry merged later is recorded under every version of its board, and the
+    # changes report (a record of the rescoring) is left as it was.
+    report_before = (repo / "submissions/changes/mvtec3d-ad-v2.json").read_bytes()
+    new = repo / "submissions" / "mvtec3d-ad" / "entry-new"
+    shutil.copytree(repo / "submissions/mvtec3d-ad/entry-0", new, ignore=shutil.ignore_patterns(
+        "records"))
+    code, log = run_cli(capsys, "ci", "publish", "--repo", str(repo),
+                        "--labels", f"mvtec3d-ad={labels}")
+    assert code == 0 and env.outputs()["recorded"] == "2", log
+    assert sorted(p.name for p in (new / "records").iterdir()) == ["mvtec3d-ad-v1.json",
+                                                                  "mvtec3d-ad-v2.json"]
+    assert (repo / "submissions/changes/mvtec3d-ad-v2.json").read_bytes() == report_before
