@@ -20,6 +20,7 @@ from evaluator.evaluation import (
     check_entry,
     check_predictions,
     evaluate_entry,
+    in_benchmark_folder,
     score_predictions,
 )
 from evaluator.labels import LabelSettingError, LabelSourceError
@@ -47,6 +48,7 @@ examples:
   leaderboard evaluate --all --labels ../shared/data/forb/metadata
   leaderboard evaluate --benchmark mvtec3d-ad --predictions preds/ \
       --labels /data/mvtec_3d_anomaly_detection --json scores.json
+  leaderboard rescore --board mvtec3d-ad-v2 --labels /data/mvtec_3d_anomaly_detection
   leaderboard schemas --out schemas/
 
 exit status: 0 ok, 1 invalid submission, 2 usage error, 3 label or metadata problem,
@@ -129,6 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
+        "rescore", help="score every stored entry of a board under one version",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Validate every stored entry of a board again and score it under the "
+                    "given board version: writes records/<board-id>.json beside the older "
+                    "records (never touching them; an existing record of that version is "
+                    "recomputed and must agree) and the changes report "
+                    "<submissions>/changes/<board-id>.json: each entry's rank and primary "
+                    "metric under the previous version and this one. The site shows it as "
+                    "the version's \"what changed\" page.",
+        epilog="example:\n  leaderboard rescore --board mvtec3d-ad-v2 --labels MVTEC3D_ROOT")
+    p.add_argument("--board", required=True, metavar="BOARD",
+                   help="board version (mvtec3d-ad-v2) or board name (its newest version)")
+    p.add_argument("--labels", action="append", metavar="SOURCE", help=labels_help)
+    p.add_argument("--submissions", type=Path, default=Path("submissions"), metavar="DIR",
+                   help="where the stored entries are (default: submissions)")
+    p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser(
         "build", help="build the leaderboard website",
         description="Render every board from evaluation records, entry metadata and the "
                     "published tables in site/data/published, then run `mkdocs build "
@@ -190,9 +210,12 @@ def cmd_boards(args) -> int:
         print(f"{info.name}: {info.title}")
         print(f"  reference: {info.reference}")
         for board in info.boards:
-            print(f"  board {board.id} (--benchmark {board.name}): {board.description}")
-        print(f"  metrics (primary {info.primary_metric}): "
-              + ", ".join(m.name for m in info.metrics))
+            # A board name stands for its newest version.
+            names = (f"{board.name} or {board.id}, current" if board == benchmark.board(board.name)
+                     else board.id)
+            print(f"  board {board.id} (--benchmark {names}): {board.description}")
+            print("    metrics: " + ", ".join(m.name for m in benchmark.metrics_of(board)))
+        print(f"  primary metric: {info.primary_metric}")
         print(f"  slices: {info.slices}")
         for fmt in info.formats:
             tag = " [recommended]" if fmt.recommended else ""
@@ -312,27 +335,47 @@ def _evaluate_predictions(args, data: BoardData) -> int:
 
 def _evaluate_entry(entry: Path, args, data: BoardData) -> int:
     benchmark = benchmark_of_entry(entry, args.benchmark)
+    if not args.no_record and not in_benchmark_folder(entry, benchmark):
+        print(f"error: {printable(str(entry))}: records are kept for entries in submissions/"
+              f"{benchmark.info.name}/<entry-id>/ only, and this entry is in "
+              f"{printable(entry.resolve().parent.name)}/; move it there, or pass --no-record "
+              "to score it without a record", file=sys.stderr)
+        return EXIT_USAGE
     report = ValidationReport(max_errors=args.max_errors)
-    outcome = evaluate_entry(entry, benchmark, data, report)
+    outcome = evaluate_entry(entry, benchmark, data, report,
+                             versions=_versions_asked(benchmark, args.benchmark))
     if outcome.labels_missing:
         print(f"error: {data.missing_source_hint(benchmark)}", file=sys.stderr)
         return EXIT_USAGE
     if outcome.evaluation is None:
         _print_report(f"{entry}", report)
         return EXIT_INVALID
-    evaluation = outcome.evaluation
-    print(f"{evaluation['entry']} on {outcome.board.id}:")
-    _print_scores(benchmark, evaluation)
-    _write_json(args.json, evaluation)
-    if args.no_record:
-        return EXIT_OK
-    try:
-        stored = store_record(entry, outcome.board, evaluation)
-    except RecordConflict as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return EXIT_CONFLICT
-    print(f"  record {stored}: {entry / 'records' / (outcome.board.id + '.json')}")
-    return EXIT_OK
+    worst = EXIT_OK
+    for board, evaluation in outcome.scored:
+        print(f"{evaluation['entry']} on {board.id}:")
+        _print_scores(benchmark, evaluation)
+        if args.no_record:
+            continue
+        try:
+            stored = store_record(entry, board, evaluation)
+        except RecordConflict as exc:
+            print(f"error: {printable(str(exc))}", file=sys.stderr)
+            worst = EXIT_CONFLICT
+            continue
+        print(f"  record {stored}: {entry / 'records' / (board.id + '.json')}")
+    # --json holds one evaluation: the version the metadata's board name stands for (its
+    # newest), or the one --benchmark named.
+    _write_json(args.json, outcome.evaluation)
+    return worst
+
+
+def _versions_asked(benchmark: Benchmark, name: str | None):
+    """--benchmark with a board id (mvtec3d-ad-v1) scores that version alone; otherwise an
+    entry is scored under every version of its board."""
+    for board in benchmark.info.boards:
+        if name == board.id:
+            return board
+    return "all"
 
 
 def _require_labels(benchmark: Benchmark, board, data: BoardData) -> Path | None:
@@ -353,7 +396,7 @@ def _resolve(name: str | None):
 
 def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
     """Aggregate scores of the top-level slices, at the precision the papers print."""
-    metrics = benchmark.info.metrics
+    metrics = _metrics_of_evaluation(benchmark, evaluation)
     slices = [s for s in evaluation["scores"] if "/" not in s]
     width = max(len(s) for s in slices)
     cols = [max(9, len(m.name)) + 2 for m in metrics]
@@ -374,6 +417,11 @@ def _print_scores(benchmark: Benchmark, evaluation: dict) -> None:
           f"{provenance['labels_digest'][:19]}..., evaluator {provenance['evaluator_version']}")
 
 
+def _metrics_of_evaluation(benchmark: Benchmark, evaluation: dict):
+    """The metrics of the board version an evaluation was made for."""
+    return benchmark.metrics_of(benchmark.board(evaluation["board"]))
+
+
 def _print_intervals(benchmark: Benchmark, evaluation: dict) -> None:
     """The headline slice's bootstrap intervals (aggregates; every slice's are in --json)."""
     settings = evaluation.get("bootstrap")
@@ -382,7 +430,7 @@ def _print_intervals(benchmark: Benchmark, evaluation: dict) -> None:
     if not settings or not found:
         return
     cells = []
-    for metric in benchmark.info.metrics:
+    for metric in _metrics_of_evaluation(benchmark, evaluation):
         if metric.name in found:
             low, high = (100 * v if metric.percent else v for v in found[metric.name])
             cells.append(f"{metric.name} [{low:.{metric.decimals}f}, {high:.{metric.decimals}f}]")
@@ -415,6 +463,32 @@ def _write_json(path: Path | None, evaluation: dict) -> None:
     except OSError as exc:
         raise EntryError(f"--json {path}: cannot be written ({exc.strerror})") from None
     print(f"  wrote {path}")
+
+
+# rescore --------------------------------------------------------------------------------------
+
+def cmd_rescore(args) -> int:
+    from evaluator.rescore import format_report, rescore
+
+    benchmark, board = _resolve(args.board)
+    if not args.submissions.is_dir():
+        raise EntryError(f"--submissions {args.submissions}: no such folder")
+    with ExitStack() as stack:
+        data = BoardData(args.labels, stack)
+        result = rescore(benchmark, board, data, args.submissions)
+    if result.labels_missing:
+        print(f"error: {data.missing_source_hint(benchmark)}", file=sys.stderr)
+        return EXIT_USAGE
+    for name in result.written:
+        print(f"recorded {name} on {board.id}")
+    for name in result.verified:
+        print(f"verified {name} on {board.id} (its record already existed)")
+    for name, why in result.failed:
+        print(f"not rescored {name}: {printable(why)}")
+    for line in format_report(result.report):
+        print(printable(line))
+    print(f"wrote {result.report_path}")
+    return EXIT_INVALID if result.failed else EXIT_OK
 
 
 # site -----------------------------------------------------------------------------------------

@@ -13,10 +13,9 @@ kept).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from evaluator.registry import (
 )
 from evaluator.run_records import RunRecordError, read_run_record, smoke_test_reasons
 from evaluator.validation.report import ValidationReport
+from evaluator.validation.parsing import load_json
 
 # /2 adds "bootstrap", "intervals" and "paired"; /1 records (without them) still verify.
 EVALUATION_SCHEMA = "leaderboard-evaluation/2"
@@ -82,7 +82,7 @@ def _board_in_metadata(entry_dir: Path) -> str | None:
     try:
         if path.is_symlink() or path.stat().st_size > 64 * 1024:
             return None
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        data = load_json(path.read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     board = data.get("board") if isinstance(data, dict) else None
@@ -183,34 +183,73 @@ def _check_run_record(entry_dir: Path, report: ValidationReport,
 @dataclass
 class EntryEvaluation:
     """The outcome of :func:`evaluate_entry`: ``evaluation`` is None unless the entry passed
-    validation and its board's labels were available (``labels_missing`` tells which)."""
+    validation and its board's labels were available (``labels_missing`` tells which).
+    ``board`` is the version the entry's metadata names (its newest); ``scored`` holds every
+    version scored, oldest first, with its evaluation."""
 
     board: Board | None
     checked: CheckedPredictions
     evaluation: dict | None = None
     labels_missing: bool = False
+    scored: list[tuple[Board, dict]] = field(default_factory=list)
+
+
+def in_benchmark_folder(entry_dir: Path, benchmark: Benchmark) -> bool:
+    """Does the entry live in a folder named after its benchmark (submissions/<benchmark>/)?
+    Only such entries get records: the site and CI find records there and nowhere else."""
+    return entry_dir.resolve().parent.name == benchmark.info.name
 
 
 def evaluate_entry(entry_dir: Path, benchmark: Benchmark, data: Any,
-                   report: ValidationReport, submission: bool = False) -> EntryEvaluation:
+                   report: ValidationReport, submission: bool = False,
+                   versions: str | Board | list[Board] = "current") -> EntryEvaluation:
     """Validate an entry and, if it passed and labels are at hand, score it. ``data`` is a
-    :class:`evaluator.board_data.BoardData` (it opens label sources once per run)."""
+    :class:`evaluator.board_data.BoardData` (it opens label sources once per run).
+
+    ``versions``: "current" scores the newest version of the board the metadata names,
+    "all" every version of it (validated once; labels read once per label folder), a Board
+    (or a list of them) those versions alone (each must be a version of the entry's
+    board)."""
     board, checked = check_entry(entry_dir, benchmark, lambda b: data.task(benchmark, b), report,
                                  submission=submission,
                                  labels_dir_for=lambda b: data.directory(benchmark, b))
     if board is None or not report.ok:
         return EntryEvaluation(board, checked)
+    if isinstance(versions, (Board, list)):
+        chosen = [versions] if isinstance(versions, Board) else versions
+        for version in chosen:
+            if version.name != board.name:
+                report.error(METADATA_FILE, None, f"the entry is for board {board.name!r}, "
+                             f"not {version.id!r}")
+                return EntryEvaluation(board, checked)
+    else:
+        chosen = benchmark.versions(board.name) if versions == "all" else [board]
     directory = data.directory(benchmark, board)
     if directory is None or checked.arrays is None:
         return EntryEvaluation(board, checked, labels_missing=directory is None)
     key = f"{benchmark.info.name}/{entry_dir.name}"
-    # Paired intervals go into a new record only (an existing one is verified, never
-    # rewritten), and not into pull-request scoring, whose comment does not show them.
-    pairing = None if submission or record_path(entry_dir, board).exists() \
-        else recorded_siblings(entry_dir, board)
-    evaluation = score_predictions(benchmark, board, data.task(benchmark, board), checked,
-                                   directory, entry_key=key, siblings=pairing)
-    return EntryEvaluation(board, checked, evaluation)
+    loaded: dict[Path, Any] = {}  # labels by folder: versions sharing labels read them once
+    outcome = EntryEvaluation(board, checked)
+    for version in chosen:
+        folder = data.directory(benchmark, version)
+        if folder not in loaded and folder == directory and checked.labels is not None:
+            loaded[folder] = checked.labels.result()  # read while the predictions were
+        checked.labels = None
+        # Paired intervals go into a new record only (an existing one is verified, never
+        # rewritten), and not into pull-request scoring, whose comment does not show them.
+        pairing = None if submission or record_path(entry_dir, version).exists() \
+            else recorded_siblings(entry_dir, version)
+        task = data.task(benchmark, version)
+        if folder not in loaded:
+            progress.status("reading labels", force=True)
+            loaded[folder] = benchmark.load_labels(version, folder, task)
+        evaluation = score_predictions(benchmark, version, task, checked, folder,
+                                       entry_key=key, siblings=pairing,
+                                       labels=loaded[folder])
+        outcome.scored.append((version, evaluation))
+        if outcome.evaluation is None or version == board:  # the current one, if scored
+            outcome.board, outcome.evaluation = version, evaluation
+    return outcome
 
 
 def recorded_siblings(entry_dir: Path, board: Board) -> list[Path]:
@@ -243,14 +282,16 @@ def predictions_provenance(fmt: PredictionFormat, files: list[PredictionFile]) -
 
 def score_predictions(benchmark: Benchmark, board: Board, task: Any, checked: CheckedPredictions,
                       labels_dir: Path, entry_key: str | None = None,
-                      siblings: list[Path] | None = None) -> dict:
-    """Read labels, score, and return the evaluation document (what records and --json hold).
+                      siblings: list[Path] | None = None, labels: Any = None) -> dict:
+    """Read labels (unless ``labels`` are given), score, and return the evaluation document
+    (what records and --json hold).
 
     ``siblings``: entries of the same board whose predictions this one is compared with,
     paired, while the labels are loaded (None: no ``paired`` block)."""
-    progress.status("reading labels", force=True)
-    labels = checked.labels.result() if checked.labels is not None \
-        else benchmark.load_labels(board, labels_dir, task)
+    if labels is None:
+        progress.status("reading labels", force=True)
+        labels = checked.labels.result() if checked.labels is not None \
+            else benchmark.load_labels(board, labels_dir, task)
     checked.labels = None  # not kept with the predictions
     progress.status("scoring, with bootstrap intervals", force=True)
     sheet, resampled = benchmark.score_with_bootstrap(board, task, checked.arrays, labels)
@@ -274,7 +315,7 @@ def _sibling_bootstrap(benchmark: Benchmark, board: Board, task: Any, labels: An
     """Replicates of a recorded entry, when its predictions are still the ones its record
     scored against these labels and still pass validation; None (no pair) otherwise."""
     try:
-        record = json.loads(record_path(entry_dir, board).read_text(encoding="utf-8"))
+        record = load_json(record_path(entry_dir, board).read_text(encoding="utf-8"))
         provenance = record["provenance"]
         if provenance["labels_digest"] != benchmark.labels_digest(labels):
             return None

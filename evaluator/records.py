@@ -15,6 +15,7 @@ from pathlib import Path
 from evaluator.entries import RECORDS_DIR
 from evaluator.metrics.bootstrap import same_settings
 from evaluator.registry import Board
+from evaluator.validation.parsing import load_json
 
 # Scores recomputed on another machine may differ in the last bits of a float sum.
 SCORE_TOLERANCE = 1e-12
@@ -63,7 +64,7 @@ def store_record(entry_dir: Path, board: Board, evaluation: dict) -> str:
 
 def _verify(path: Path, evaluation: dict) -> None:
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordConflict(f"{path}: the stored record cannot be read ({exc})") from None
     # A hand-edited record may have any shape: refuse it as a conflict, never crash on it.

@@ -38,7 +38,9 @@ class Board:
 
     ``name`` identifies the board across versions (what entries target); ``id`` names one
     version (what records are stored for). ``label_subdir`` is where this board's files live
-    inside a label root that holds several boards (FORB's ``FORB_subset/``).
+    inside a label root that holds several boards (FORB's ``FORB_subset/``). ``metrics``: the
+    names of the benchmark's metrics this version reports, in order (empty: all of them).
+    ``changelog``: what this version changed from the previous one.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Board:
     description: str
     label_subdir: str | None = None
     changelog: str = "First version."
+    metrics: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -174,6 +177,23 @@ class Benchmark(ABC):
                 self.bootstrap(board, task, predictions, labels))
 
     # Shared helpers -------------------------------------------------------------------------
+
+    def metrics_of(self, board: Board) -> tuple[Metric, ...]:
+        """The metrics ``board`` reports, in its order."""
+        if not board.metrics:
+            return self.info.metrics
+        by_name = {m.name: m for m in self.info.metrics}
+        return tuple(by_name[name] for name in board.metrics)
+
+    def versions(self, name: str) -> list[Board]:
+        """Every version of the board called ``name`` (a board name), oldest first. Each is
+        current: an entry is scored under every one of them."""
+        return sorted((b for b in self.info.boards if b.name == name), key=lambda b: b.version)
+
+    def previous(self, board: Board) -> Board | None:
+        """The version before ``board`` of the same board, if any."""
+        older = [b for b in self.versions(board.name) if b.version < board.version]
+        return older[-1] if older else None
 
     def board(self, name: str) -> Board:
         """The board called ``name``: a board id (``forb-v1``) or a board name for its newest

@@ -8,10 +8,10 @@ reach ``submissions/``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from evaluator.entries import RUN_RECORD_FILE
+from evaluator.validation.parsing import load_json
 
 MAX_RUN_RECORD_BYTES = 1024 * 1024
 
@@ -28,8 +28,8 @@ def read_run_record(entry_dir: Path) -> dict | None:
     if path.stat().st_size > MAX_RUN_RECORD_BYTES:
         raise RunRecordError(f"larger than {MAX_RUN_RECORD_BYTES // 1024} KiB")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = load_json(path.read_bytes().decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, or nested too deeply
         raise RunRecordError(f"not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise RunRecordError("must hold one JSON object")

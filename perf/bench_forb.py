@@ -1,10 +1,15 @@
 """Benchmark FORB scoring on the real metadata with generated predictions.
 
 Prints: the time of scoring alone (validated arrays -> every metric for every slice), and the
-wall time and peak memory of whole `leaderboard evaluate` processes for both formats and for
-10 and 100 candidates per query.
+wall time and peak memory of whole `leaderboard evaluate` processes (bootstrap intervals
+included) for both formats and for 10 and 100 candidates per query: minimum and median.
 
     python -m perf.bench_forb [--labels ../shared/data/forb/metadata] [--repeat 5]
+        [--candidates 10] [--format canonical] [--before SOURCE]
+
+--before SOURCE times another checkout of the evaluator (e.g. `git archive` of an older
+commit unpacked in /tmp/before) interleaved with this one, run for run, so both see the same
+load on a shared machine.
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--candidates", type=int, choices=(10, 100), action="append",
+                        help="only this many candidates per query (repeatable)")
+    parser.add_argument("--format", choices=("native", "canonical"), action="append",
+                        help="only this prediction format (repeatable)")
+    parser.add_argument("--before", metavar="SOURCE",
+                        help="also time the evaluator in SOURCE, interleaved")
     args = parser.parse_args()
     if not args.labels.is_dir():
         sys.exit(f"FORB metadata not found at {args.labels}; pass --labels")
@@ -53,7 +64,7 @@ def main() -> None:
     cli = ["evaluate", "--benchmark", "forb",
            "--labels", str(args.labels)]
     with tempfile.TemporaryDirectory() as tmp:
-        for n_candidates in (10, 100):
+        for n_candidates in args.candidates or (10, 100):
             run = synthetic.generate(task, labels, n_candidates=n_candidates, seed=1)
             folder = writers.write_results_folder(run, task, Path(tmp) / f"native{n_candidates}")
             canonical = writers.write_predictions_file(
@@ -76,16 +87,23 @@ def main() -> None:
                              args.repeat)
             print(f"  streaming validation of predictions.ndjson.gz: median "
                   f"{statistics.median(times) * 1000:.0f} ms")
-            for label, path in (("retrieval_results/", folder),
-                                ("predictions.ndjson.gz", canonical)):
-                walls = []
-                peak = 0.0
+            formats = {"native": ("retrieval_results/", folder),
+                       "canonical": ("predictions.ndjson.gz", canonical)}
+            for label, path in (formats[f] for f in args.format or ("native", "canonical")):
+                versions = {"this checkout": None}
+                if args.before:
+                    versions = {"before": args.before, **versions}
+                walls: dict[str, list[float]] = {name: [] for name in versions}
+                peaks: dict[str, float] = {}
                 for _ in range(args.repeat):
-                    wall, peak = run_cli(cli + ["--predictions", str(path)])
-                    walls.append(wall)
-                print(f"  whole `leaderboard evaluate` on {label}: median "
-                      f"{statistics.median(walls):.2f} s, max {max(walls):.2f} s, "
-                      f"peak RSS {peak:.0f} MB")
+                    for name, source in versions.items():
+                        wall, peaks[name] = run_cli(cli + ["--predictions", str(path)], source)
+                        walls[name].append(wall)
+                for name, times in walls.items():
+                    print(f"  whole `leaderboard evaluate` on {label} ({name}): min "
+                          f"{min(times):.2f} s, median {statistics.median(times):.2f} s, max "
+                          f"{max(times):.2f} s over {args.repeat} runs, peak RSS "
+                          f"{peaks[name]:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluator.anomaly.benchmark import V2_METRICS
 from evaluator.anomaly.datasets import EYECANDIES_LAYOUT, MVTEC3D_LAYOUT, DatasetLayout
 from evaluator.anomaly.predictions import locate, read_predictions
 from evaluator.anomaly.synthetic import prediction_lines, write_label_root, write_predictions
@@ -28,7 +29,7 @@ from tests.report_helpers import cli, problem
 
 BOARDS = {"mvtec3d-ad": (MVTEC3D_LAYOUT, ("bagel", "carrot")),
           "eyecandies": (EYECANDIES_LAYOUT, ("CandyCane", "GummyBear"))}
-METRICS = ("I-AUROC", "P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact")
+METRICS = V2_METRICS  # `--benchmark <name>` scores the current version, v2
 
 
 # fixtures and helpers -------------------------------------------------------------------------

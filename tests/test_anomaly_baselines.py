@@ -67,8 +67,9 @@ def run(name: str, data: Path, out: Path, *extra: str) -> int:
 
 def evaluate(entry: Path, labels: Path, tmp_path: Path) -> dict:
     scores = tmp_path / f"{entry.name}-scores.json"
+    # The entry is a run's output folder, not in submissions/<benchmark>/: no record.
     assert cli(["evaluate", "--entry", str(entry), "--labels", str(labels),
-                "--json", str(scores)]) == 0
+                "--json", str(scores), "--no-record"]) == 0
     return json.loads(scores.read_text())
 
 

@@ -15,6 +15,7 @@ from evaluator.anomaly.datasets import EYECANDIES_LAYOUT, MVTEC3D_LAYOUT
 from evaluator.anomaly.maps import decode_map
 from evaluator.cli import main
 from tests import reference_anomaly as ref
+from tests import reference_aupro_cfm as cfm
 from tests.forb_data import ENTRY_METADATA
 
 CATEGORIES = {"mvtec3d-ad": ("bagel", "rope"), "eyecandies": ("CandyCane", "Lollipop")}
@@ -39,11 +40,17 @@ def dataset(request, tmp_path):
 
 def test_cli_scores_equal_an_independent_computation(dataset, tmp_path):
     name, layout, root, lines, predictions = dataset
-    out = tmp_path / "scores.json"
-    assert main(["evaluate", "--benchmark", name, "--predictions", str(predictions),
+    out, out_v1 = tmp_path / "scores.json", tmp_path / "scores-v1.json"
+    assert main(["evaluate", "--benchmark", f"{name}-v2", "--predictions", str(predictions),
                  "--labels", str(root), "--json", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["board"] == f"{name}-v1" and result["primary_metric"] == "I-AUROC"
+    assert main(["evaluate", "--benchmark", f"{name}-v1", "--predictions", str(predictions),
+                 "--labels", str(root), "--json", str(out_v1)]) == 0
+    result, v1 = json.loads(out.read_text()), json.loads(out_v1.read_text())
+    assert result["board"] == f"{name}-v2" and result["primary_metric"] == "I-AUROC"
+    assert v1["board"] == f"{name}-v1"
+    for slice_name, metrics in v1["scores"].items():  # v1's metrics, unchanged in v2
+        assert list(metrics) == ["I-AUROC", "P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact"]
+        assert {m: result["scores"][slice_name][m] for m in metrics} == metrics
     assert set(result["scores"]) == {*CATEGORIES[name], "mean"}
     by_sample = {line["sample"]: line for line in lines}
     listed = layout.list_samples(root)
@@ -69,11 +76,13 @@ def test_cli_scores_equal_an_independent_computation(dataset, tmp_path):
         fprs, pros = ref.pro_sampled(maps, masks)
         assert got["AUPRO@0.3"] == pytest.approx(ref.area_up_to(fprs, pros, 0.3) / 0.3, abs=1e-9)
         assert 0 < got["AUPRO@0.3-exact"] <= 1
+        assert got["AUPRO@0.01"] == pytest.approx(cfm.aupro(maps, masks, 0.01, 99), abs=1e-9)
         assert result["counts"][category] == len(ids)
         assert result["curves"]["pro"][category]["fpr"][-1] == 1.0
         assert len(result["curves"]["roc"][category]["fpr"]) > 50
     assert both_classes_seen
-    for metric in ("P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact"):
+    for metric in ("P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact", "AUPRO@0.01",
+                   "AUPRO@0.01-exact"):
         values = [result["scores"][c][metric] for c in CATEGORIES[name]]
         assert result["scores"]["mean"][metric] == pytest.approx(np.mean(values), abs=1e-15)
 
@@ -94,8 +103,10 @@ def test_exact_aupro_matches_the_transcription(tmp_path):
     maps = np.stack([decode_map((24, 24), "float32", by_sample[s]["map"]["data"], None)
                      for s in ids])
     fprs, pros = ref.pro_exact(maps, masks)
-    got = json.loads(out.read_text())["scores"]["tire"]["AUPRO@0.3-exact"]
-    assert got == pytest.approx(ref.area_up_to(fprs, pros, 0.3) / 0.3, abs=1e-9)
+    got = json.loads(out.read_text())["scores"]["tire"]
+    assert got["AUPRO@0.3-exact"] == pytest.approx(ref.area_up_to(fprs, pros, 0.3) / 0.3,
+                                                   abs=1e-9)
+    assert got["AUPRO@0.01-exact"] == pytest.approx(cfm.aupro(maps, masks, 0.01), abs=1e-9)
 
 
 def test_entry_with_modality_and_shots_gets_a_record(dataset, tmp_path):

@@ -52,7 +52,7 @@ def test_resampled_means_equal_the_loop(monkeypatch):
     rng = np.random.default_rng(0)
     values = rng.random((23, 3))
     # Small chunks: the result must not depend on how replicates are chunked.
-    monkeypatch.setattr(bs, "CHUNK_CELLS", 50)
+    monkeypatch.setattr(bs, "MEAN_CHUNK_CELLS", 50)
     got = bs.resample_means(values, 7, "slice", B)
     for b, idx in enumerate(loop_indices(7, "slice", 23, B)):
         assert got[b] == pytest.approx(values[idx].mean(axis=0), abs=1e-14)

@@ -80,6 +80,8 @@ def value(published, key, table, printed, slice_name, metric):
     ("cpmf", "eyecandies", "CPMF", "HazelnutTruffle", "I-AUROC", 58.40),
     ("g2sf", "mvtec3d", "MVTec-3D AD", "mean", "I-AUROC", 97.1),
     ("g2sf", "eyecandies", "Eyecandies", "mean", "AUPRO@0.3", 89.8),
+    ("g2sf", "mvtec3d", "MVTec-3D AD", "mean", "AUPRO@0.01", 46.8),
+    ("g2sf", "retrained", "G2SF", "mean", "AUPRO@0.01", 47.1),
     ("damd", "eyecandies", "Eyecandies", "mean", "I-AUROC", 0.904),
     ("cmdr-iad", "introduction", "CMDR-IAD", "mean", "AUPRO@0.3", 97.6),
     ("musc-v2", "eyecandies", "MuSc-V2", "CandyCane", "I-AUROC", 46.56),
@@ -227,6 +229,20 @@ def test_one_method_one_name_one_row(views):
     assert row(mvtec, "BTF", input="raw").values["mean"]["I-AUROC"] == 0.873
     # CPMF's 0.9515 and the curated list's 95.2 agree within the printed precision
     assert not row(mvtec, "CPMF").disagreements
+
+
+def test_aupro_at_one_percent_shows_on_v2_only_with_its_two_printings(views):
+    """G2SF prints AUPRO@1% 46.8 (paper) and 47.1 (retrained code): a v2 metric, flagged."""
+    v1, v2 = views["mvtec3d-ad-v1"], views["mvtec3d-ad-v2"]
+    assert "AUPRO@0.01" not in row(v1, "G2SF").values["mean"]
+    g2sf = row(v2, "G2SF")
+    assert g2sf.values["mean"]["AUPRO@0.01"] == 0.468
+    assert g2sf.values["mean"]["I-AUROC"] == row(v1, "G2SF").values["mean"]["I-AUROC"]
+    (clash,) = [d for d in g2sf.disagreements if d["metric"] == "AUPRO@0.01"]
+    assert sorted(v["value"] for v in clash["values"]) == [0.468, 0.471]
+    # published rows carry over to v2 with v1's metrics (same definitions)
+    assert len([r for r in v2.rows if r.kind == "reported"]) == len(
+        [r for r in v1.rows if r.kind == "reported"])
 
 
 def test_rows_rank_only_within_their_setting(views):

@@ -6,8 +6,9 @@
 #
 #   push-records.sh STAGED_DIR BRANCH
 #
-# STAGED_DIR holds submissions/<benchmark>/<entry>/records/<board>.json files and nothing
-# else; a record that already exists in the checkout is never overwritten. Git hooks are off,
+# STAGED_DIR holds submissions/<benchmark>/<entry>/records/<board>.json files (and the changes
+# reports of rescorings, submissions/changes/<board>.json) and nothing else; a file that
+# already exists in the checkout is never overwritten. Git hooks are off,
 # and the token ($GITHUB_TOKEN) reaches git through a credential helper that reads the
 # environment, so it is never on a command line. A push refused because the branch moved is
 # retried after a rebase (records are new files, so only a second record of the same entry
@@ -17,6 +18,8 @@ set -euo pipefail
 staged="${1:?usage: push-records.sh STAGED_DIR BRANCH}"
 branch="${2:?usage: push-records.sh STAGED_DIR BRANCH}"
 record='^submissions/[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*/records/[a-z0-9][a-z0-9._-]*\.json$'
+# A rescoring's changes report (leaderboard rescore) is staged with the records.
+report='^submissions/changes/[a-z0-9][a-z0-9._-]*\.json$'
 attempts=5
 
 git config core.hooksPath /dev/null
@@ -37,7 +40,7 @@ fi
 added=()
 while IFS= read -r -d '' path; do
   path="${path#./}"
-  if ! [[ "$path" =~ $record ]]; then
+  if ! [[ "$path" =~ $record || "$path" =~ $report ]]; then
     echo "::error::not a record path, refusing the artifact: $path" >&2
     exit 1
   fi

@@ -1,9 +1,11 @@
-"""Protocol v1 metrics per category and their unweighted mean."""
+"""The anomaly protocols' metrics per category and their unweighted mean (protocol v1, and v2
+with the AUPRO@0.01 pair: see ProMetric)."""
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property, partial
 
 import numpy as np
@@ -23,9 +25,41 @@ from evaluator.metrics.anomaly import (
 )
 from evaluator.registry import ScoreSheet
 
-PRO_LIMIT = 0.3
-METRIC_NAMES = ("I-AUROC", "P-AUROC", "AUPRO@0.3", "AUPRO@0.3-exact")
 PLOT_POINTS = 300
+
+
+@dataclass(frozen=True)
+class ProMetric:
+    """An area under the PRO curve up to FPR ``limit``, divided by it: on the curve sampled at
+    ``thresholds`` evenly spaced positions of the sorted anomaly-free scores (MVTec 3D-AD's
+    code uses 100, CFM's 99), or on the exact curve when ``thresholds`` is None. An exact
+    metric's bootstrap evaluates the curve at the full category's distinct scores down to FPR
+    ``exact_margin`` (past the limit, so that every replicate's curve still crosses it)."""
+
+    name: str
+    limit: float
+    thresholds: int | None
+    exact_margin: float = 0.5
+
+
+PRO_V1 = (ProMetric("AUPRO@0.3", 0.3, 100), ProMetric("AUPRO@0.3-exact", 0.3, None))
+# Protocol v2 adds AUPRO@1 %, as CFM (CVPR 2024) introduced it: its calculate_au_pro samples
+# 99 thresholds.
+PRO_V2 = PRO_V1 + (ProMetric("AUPRO@0.01", 0.01, 99),
+                   ProMetric("AUPRO@0.01-exact", 0.01, None, exact_margin=0.05))
+PRO_METRICS = {m.name: m for m in PRO_V2}
+IMAGE_PIXEL_METRICS = ("I-AUROC", "P-AUROC")
+PRO_LIMIT = 0.3  # protocol v1's limit
+METRIC_NAMES = IMAGE_PIXEL_METRICS + tuple(m.name for m in PRO_V1)  # protocol v1
+
+
+def pro_metrics_of(metric_names) -> tuple[ProMetric, ...]:
+    """The PRO metrics among a board's metric names, in their order."""
+    return tuple(PRO_METRICS[name] for name in metric_names if name in PRO_METRICS)
+
+
+def _names(pro: tuple[ProMetric, ...]) -> tuple[str, ...]:
+    return IMAGE_PIXEL_METRICS + tuple(m.name for m in pro)
 
 
 # Categories are scored in this many threads: the work is sorts, counts and matrix products,
@@ -33,24 +67,27 @@ PLOT_POINTS = 300
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
-def score(task: AnomalyTask, predictions: AnomalyPredictions, labels: AnomalyLabels) -> ScoreSheet:
-    return score_and_bootstrap(task, predictions, labels, None)[0]
+def score(task: AnomalyTask, predictions: AnomalyPredictions, labels: AnomalyLabels,
+          pro: tuple[ProMetric, ...] = PRO_V1) -> ScoreSheet:
+    return score_and_bootstrap(task, predictions, labels, None, pro=pro)[0]
 
 
 def score_and_bootstrap(task: AnomalyTask, predictions: AnomalyPredictions,
                         labels: AnomalyLabels, board_id: str | None,
                         resamples: int = bootstrap.RESAMPLES,
+                        pro: tuple[ProMetric, ...] = PRO_V1,
                         ) -> tuple[ScoreSheet, bootstrap.Bootstrap | None]:
     """The score sheet and (with a board id) the bootstrap replicates, each category's in one
-    go so that what both need (counts, regions) is derived once."""
+    go so that what both need (counts, regions) is derived once. ``pro``: the board's PRO
+    metrics."""
     seed = bootstrap.board_seed(board_id) if board_id is not None else None
     done = _each_category(task, predictions, labels, lambda inputs: (
-        _score_category(inputs),
-        None if seed is None else _category_replicates(inputs, seed, resamples)))
-    sheet = _sheet(task, [d[0] for d in done])
+        _score_category(inputs, pro),
+        None if seed is None else _category_replicates(inputs, seed, resamples, pro)))
+    sheet = _sheet(task, [d[0] for d in done], pro)
     if seed is None:
         return sheet, None
-    return sheet, _bootstrap(task, [d[1] for d in done], seed, resamples)
+    return sheet, _bootstrap(task, [d[1] for d in done], seed, resamples, pro)
 
 
 def _each_category(task, predictions, labels, work) -> list:
@@ -126,40 +163,45 @@ class _PixelInputs:
         return np.sort(np.concatenate(self.negatives), kind="stable")
 
 
-def _sheet(task: AnomalyTask, results: list) -> ScoreSheet:
+def _sheet(task: AnomalyTask, results: list, pro: tuple[ProMetric, ...]) -> ScoreSheet:
     scores = {c: r[0] for c, r in zip(task.categories, results)}
     counts = {c: r[1] for c, r in zip(task.categories, results)}
     curves = {"roc": {c: r[2] for c, r in zip(task.categories, results) if r[2]},
               "pro": {c: r[3] for c, r in zip(task.categories, results) if r[3]}}
-    scores["mean"] = {m: _mean([scores[c][m] for c in task.categories]) for m in METRIC_NAMES}
+    scores["mean"] = {m: _mean([scores[c][m] for c in task.categories]) for m in _names(pro)}
     counts["mean"] = task.n_samples
     return ScoreSheet(scores=scores, counts=counts, curves=curves)
 
 
-def _score_category(inputs: _CategoryInputs):
-    result: dict[str, float | None] = {m: None for m in METRIC_NAMES}
+def _score_category(inputs: _CategoryInputs, pro: tuple[ProMetric, ...]):
+    result: dict[str, float | None] = {m: None for m in _names(pro)}
     result["I-AUROC"] = roc_auc(inputs.scores, inputs.labels)
     roc_curve, pro_curve = {}, {}
     if inputs.has_maps:
-        pixel, roc_curve, pro_curve = _pixel_metrics(inputs.maps, inputs.masks, inputs.pixels)
+        pixel, roc_curve, pro_curve = _pixel_metrics(inputs.maps, inputs.masks, inputs.pixels,
+                                                     pro)
         result.update(pixel)
     return result, inputs.n, roc_curve, pro_curve
 
 
-def _pixel_metrics(maps: np.ndarray, masks: np.ndarray, inputs: _PixelInputs | None = None):
+def _pixel_metrics(maps: np.ndarray, masks: np.ndarray, inputs: _PixelInputs | None = None,
+                   pro: tuple[ProMetric, ...] = PRO_V1):
     inputs = inputs or _PixelInputs(maps, masks)
     if maps.dtype == np.float16:
-        return _pixel_metrics_from_counts(inputs.counted, inputs.regions)
+        return _pixel_metrics_from_counts(inputs.counted, inputs.regions, pro)
     ok_sorted = inputs.ok_sorted
     positives_sorted = np.sort(_sortable(maps[masks]))
     regions = inputs.regions
     metrics = {"P-AUROC": auc_against_sorted_negatives(ok_sorted, positives_sorted)}
     pro_plot: dict = {}
     if regions.count and len(ok_sorted):
-        fprs, pros = pro_curve_sampled(ok_sorted, regions, num_thresholds=100)
-        metrics["AUPRO@0.3"] = trapezoid(fprs, pros, PRO_LIMIT) / PRO_LIMIT
-        fprs, pros = pro_curve_exact(ok_sorted, regions, fpr_limit=PRO_LIMIT)
-        metrics["AUPRO@0.3-exact"] = trapezoid(fprs, pros, PRO_LIMIT) / PRO_LIMIT
+        for metric in pro:
+            if metric.thresholds is None:
+                fprs, pros = pro_curve_exact(ok_sorted, regions, fpr_limit=metric.limit)
+            else:
+                fprs, pros = pro_curve_sampled(ok_sorted, regions,
+                                               num_thresholds=metric.thresholds)
+            metrics[metric.name] = trapezoid(fprs, pros, metric.limit) / metric.limit
         fprs, pros = pro_curve_sampled(ok_sorted, regions, num_thresholds=PLOT_POINTS)
         pro_plot = {"fpr": fprs.tolist(), "pro": pros.tolist()}
     return metrics, roc_curve_points(ok_sorted, positives_sorted), pro_plot
@@ -195,10 +237,8 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(values))
 
 
-# The exact PRO curve's bootstrap evaluates it at the distinct scores down to this FPR of the
-# full category (beyond the integration limit, so a replicate's curve still crosses it), at
-# most this many of them.
-EXACT_FPR_MARGIN = 0.5
+# The exact PRO curve's bootstrap evaluates it at the distinct scores down to a FPR of the
+# full category past the limit (ProMetric.exact_margin), at most this many of them.
 EXACT_MAX_THRESHOLDS = 4096
 # P-AUROC's pair counts use a dense (images x distinct positive scores) histogram up to this size.
 PAIR_DENSE_CELLS = 1 << 23
@@ -218,20 +258,27 @@ BOOTSTRAP_NOTES = (
     "there are more); the curves' FPR and region overlap are reweighted by how often each "
     "image was drawn. Categories with fewer than min_units test images have no interval, and "
     "then neither has the mean.")
+# Protocol v2's two metrics are resampled the same way (the notes of its records say so).
+BOOTSTRAP_NOTES_V2 = BOOTSTRAP_NOTES[:-1] + (
+    "; AUPRO@0.01 at its 99 sampled thresholds and AUPRO@0.01-exact at the full category's "
+    "distinct scores down to FPR 0.05 (at most 4096 of them), in the same way.")
 
 
 def bootstrap_replicates(task: AnomalyTask, predictions: AnomalyPredictions,
                          labels: AnomalyLabels, board_id: str,
-                         resamples: int = bootstrap.RESAMPLES) -> bootstrap.Bootstrap:
+                         resamples: int = bootstrap.RESAMPLES,
+                         pro: tuple[ProMetric, ...] = PRO_V1) -> bootstrap.Bootstrap:
     """Replicates of every metric of every category with at least MIN_UNITS test images,
     and of their mean when every category has them."""
     seed = bootstrap.board_seed(board_id)
-    per_category = _each_category(task, predictions, labels,
-                                  lambda inputs: _category_replicates(inputs, seed, resamples))
-    return _bootstrap(task, per_category, seed, resamples)
+    per_category = _each_category(
+        task, predictions, labels,
+        lambda inputs: _category_replicates(inputs, seed, resamples, pro))
+    return _bootstrap(task, per_category, seed, resamples, pro)
 
 
-def _category_replicates(inputs: _CategoryInputs, seed: int, resamples: int) -> dict | None:
+def _category_replicates(inputs: _CategoryInputs, seed: int, resamples: int,
+                         pro: tuple[ProMetric, ...]) -> dict | None:
     """A category's replicates (None below MIN_UNITS images); its own stream, so the
     categories can be resampled in any order."""
     if inputs.n < bootstrap.MIN_UNITS:
@@ -241,30 +288,31 @@ def _category_replicates(inputs: _CategoryInputs, seed: int, resamples: int) -> 
         seed, inputs.name, {"good": np.flatnonzero(~anomalous),
                             "anomalous": np.flatnonzero(anomalous)},
         inputs.n, resamples)
-    values: dict[str, np.ndarray | None] = {m: None for m in METRIC_NAMES}
+    values: dict[str, np.ndarray | None] = {m: None for m in _names(pro)}
     if anomalous.any() and not anomalous.all():
         values["I-AUROC"] = bootstrap.auc_replicates(inputs.scores, anomalous, counts)
     if inputs.has_maps:
-        values.update(_pixel_replicates(inputs.maps, inputs.masks, counts, inputs.pixels))
+        values.update(_pixel_replicates(inputs.maps, inputs.masks, counts, inputs.pixels, pro))
     return values
 
 
 def _bootstrap(task: AnomalyTask, per_category: list, seed: int,
-               resamples: int) -> bootstrap.Bootstrap:
+               resamples: int, pro: tuple[ProMetric, ...]) -> bootstrap.Bootstrap:
     replicates: bootstrap.Replicates = {
         c: v for c, v in zip(task.categories, per_category) if v is not None}
     if replicates and len(replicates) == len(task.categories):
         replicates["mean"] = {}
-        for metric in METRIC_NAMES:
+        for metric in _names(pro):
             per_category = [replicates[c][metric] for c in task.categories]
             replicates["mean"][metric] = (None if any(r is None for r in per_category)
                                           else np.mean(per_category, axis=0))
-    return bootstrap.Bootstrap(bootstrap.settings(seed, "image", BOOTSTRAP_NOTES, resamples),
-                               replicates)
+    notes = BOOTSTRAP_NOTES if pro == PRO_V1 else BOOTSTRAP_NOTES_V2
+    return bootstrap.Bootstrap(bootstrap.settings(seed, "image", notes, resamples), replicates)
 
 
 def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray,
-                      inputs: _PixelInputs | None = None) -> dict:
+                      inputs: _PixelInputs | None = None,
+                      pro: tuple[ProMetric, ...] = PRO_V1) -> dict:
     inputs = inputs or _PixelInputs(maps, masks)
     n = len(maps)
     flat_masks = masks.reshape(n, -1)
@@ -274,7 +322,7 @@ def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray,
     if not n_pos.sum() or not n_neg.sum():
         return out
     if maps.dtype == np.float16:
-        return _pixel_replicates_from_counts(inputs, n_pos, n_neg, counts)
+        return _pixel_replicates_from_counts(inputs, n_pos, n_neg, counts, pro)
     negatives = inputs.negatives
     out["P-AUROC"] = bootstrap.pair_count_auc(_ordered_pairs(maps, masks, negatives),
                                               n_pos, n_neg, counts)
@@ -282,10 +330,10 @@ def _pixel_replicates(maps: np.ndarray, masks: np.ndarray, counts: np.ndarray,
     if regions.count:
         region_counts = np.bincount(regions.image, minlength=n).astype(np.float64)
         ok_sorted = inputs.ok_sorted
-        out["AUPRO@0.3"] = _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts,
-                                          counts)
-        out["AUPRO@0.3-exact"] = _exact_aupro(negatives, ok_sorted, n_neg, regions,
-                                              region_counts, counts)
+        for metric in pro:
+            area = _sampled_aupro if metric.thresholds is not None else _exact_aupro
+            out[metric.name] = area(negatives, ok_sorted, n_neg, regions, region_counts,
+                                    counts, metric)
     return out
 
 
@@ -350,14 +398,15 @@ def _region_table(regions: Regions, thresholds: np.ndarray, side: str, n: int) -
     return table
 
 
-def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend_origin):
-    """Weighted curves (thresholds ascending, so FPR descending) -> AUPRO@0.3 per replicate.
+def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend_origin,
+                     limit: float = PRO_LIMIT):
+    """Weighted curves (thresholds ascending, so FPR descending) -> AUPRO@limit per replicate.
     Thresholds below the highest one at which every replicate is past the limit add nothing
     to any area, nor do the curves' points after it: both are cut."""
     with np.errstate(invalid="ignore", divide="ignore"):
         fpr_den = counts @ n_neg
         pro_den = counts @ region_counts
-        past = _last_column_past(fpr_table, fpr_den, counts)
+        past = _last_column_past(fpr_table, fpr_den, counts, limit)
     start = max(past, 0)
     fpr_table, pro_table = fpr_table[:, start:], pro_table[:, start:]
     # With a cut, the last point kept is that threshold's (the first every row has past the
@@ -370,7 +419,7 @@ def _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts, prepend
             pros = (counts[rows] @ pro_table) / pro_den[rows, None]
         x, y = _curves(fprs, pros, prepend_origin, keep)
         areas[rows] = np.where(np.isfinite(y).all(axis=1) & np.isfinite(x).all(axis=1),
-                               bootstrap.area_up_to(x, y, PRO_LIMIT) / PRO_LIMIT, np.nan)
+                               bootstrap.area_up_to(x, y, limit) / limit, np.nan)
     return areas
 
 
@@ -383,9 +432,9 @@ def _row_chunks(n: int) -> list[slice]:
     return [slice(start, min(n, start + ROW_CHUNK)) for start in range(0, n, ROW_CHUNK)]
 
 
-def _last_column_past(fpr_table, fpr_den, counts) -> int:
+def _last_column_past(fpr_table, fpr_den, counts, limit: float = PRO_LIMIT) -> int:
     """The highest threshold column at which every replicate's FPR (counts @ fpr_table /
-    fpr_den) is at least PRO_LIMIT; -1 if there is none. Each replicate's FPR falls as the
+    fpr_den) is at least ``limit``; -1 if there is none. Each replicate's FPR falls as the
     thresholds rise (the table counts pixels above them), so bisection finds its last such
     column without the whole (replicates x thresholds) product. Every numerator is a sum of
     integers, exact in any order: these are the product's values."""
@@ -395,7 +444,7 @@ def _last_column_past(fpr_table, fpr_den, counts) -> int:
         mid = (low + high + 1) // 2
         with np.errstate(invalid="ignore", divide="ignore"):
             fpr = np.einsum("ij,ji->i", counts, fpr_table[:, mid]) / fpr_den
-        past = fpr >= PRO_LIMIT
+        past = fpr >= limit
         low, high = np.where(past, mid, low), np.where(past, high, mid - 1)
     return int(low.min()) if len(low) else -1
 
@@ -413,19 +462,20 @@ def _curves(fprs, pros, prepend_origin: bool, keep: int):
     return x[:, :keep], y[:, :keep]
 
 
-def _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
-    """The protocol's 100 thresholds t = ok_sorted[p] at positions p of the category's sorted
+def _sampled_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts,
+                   metric: ProMetric = PRO_V1[0]):
+    """The metric's thresholds (100 for AUPRO@0.3) t = ok_sorted[p] at positions p of the category's sorted
     anomaly-free scores; FPR at p is the share of anomaly-free pixels sorted after position p.
     Image j's part of that: its pixels above t, plus its part of the pixels tied with t that
     a stable sort of the images' pixels (in image order) puts after p."""
-    positions = np.linspace(0, len(ok_sorted) - 1, num=100, dtype=int)
+    positions = np.linspace(0, len(ok_sorted) - 1, num=metric.thresholds, dtype=int)
     thresholds = ok_sorted[positions]
     at_most = np.stack([np.searchsorted(neg, thresholds, side="right") for neg in negatives])
     below = np.stack([np.searchsorted(neg, thresholds, side="left") for neg in negatives])
     fpr_table = _sampled_fpr_table(at_most, below, positions, n_neg)
     pro_table = _region_table(regions, thresholds, "left", len(negatives))
     return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
-                            prepend_origin=False)
+                            prepend_origin=False, limit=metric.limit)
 
 
 def _sampled_fpr_table(at_most, below, positions, n_neg):
@@ -443,11 +493,13 @@ def _distinct_sorted(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate([[True], values[1:] != values[:-1]])]
 
 
-def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
+def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts,
+                 metric: ProMetric = PRO_V1[1]):
     """The exact curve's points (FPR = share of anomaly-free pixels scoring at least the
-    value, PRO likewise) at the full category's distinct scores down to EXACT_FPR_MARGIN."""
-    floor = ok_sorted[max(0, len(ok_sorted) - int(np.floor(EXACT_FPR_MARGIN * len(ok_sorted)))
-                          - 1)]
+    value, PRO likewise) at the full category's distinct scores down to the metric's
+    exact_margin."""
+    floor = ok_sorted[max(0, len(ok_sorted) - int(np.floor(metric.exact_margin
+                                                           * len(ok_sorted))) - 1)]
     tail = ok_sorted[np.searchsorted(ok_sorted, floor, "left"):]
     # np.unique would hash uint32 keys (slow); sorting and dropping repeats is not.
     region_values = _distinct_sorted(np.sort(regions.scores[regions.scores >= floor]))
@@ -459,7 +511,7 @@ def _exact_aupro(negatives, ok_sorted, n_neg, regions, region_counts, counts):
                           for neg in negatives]).astype(np.float64)
     pro_table = _region_table(regions, values, "right", len(negatives))
     return _replicate_aupro(fpr_table, n_neg, pro_table, region_counts, counts,
-                            prepend_origin=True)
+                            prepend_origin=True, limit=metric.limit)
 
 
 # float16 maps: everything from counts ---------------------------------------------------------
@@ -541,14 +593,17 @@ def _image_chunks(n: int, pixels: int, cells: int):
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
-def _pixel_metrics_from_counts(counted: KeyCounts, regions: Regions):
+def _pixel_metrics_from_counts(counted: KeyCounts, regions: Regions,
+                               pro: tuple[ProMetric, ...]):
     metrics: dict = {"P-AUROC": _count_auc(counted)}
     pro_plot: dict = {}
     if regions.count and counted.n_neg:
-        fprs, pros = _count_pro_sampled(counted, regions, 100)
-        metrics["AUPRO@0.3"] = trapezoid(fprs, pros, PRO_LIMIT) / PRO_LIMIT
-        fprs, pros = _count_pro_exact(counted, regions, PRO_LIMIT)
-        metrics["AUPRO@0.3-exact"] = trapezoid(fprs, pros, PRO_LIMIT) / PRO_LIMIT
+        for metric in pro:
+            if metric.thresholds is None:
+                fprs, pros = _count_pro_exact(counted, regions, metric.limit)
+            else:
+                fprs, pros = _count_pro_sampled(counted, regions, metric.thresholds)
+            metrics[metric.name] = trapezoid(fprs, pros, metric.limit) / metric.limit
         fprs, pros = _count_pro_sampled(counted, regions, PLOT_POINTS)
         pro_plot = {"fpr": fprs.tolist(), "pro": pros.tolist()}
     return metrics, _count_roc_points(counted), pro_plot
@@ -611,35 +666,63 @@ def _present_keys(negative: np.ndarray, regions: Regions, floor_key: int) -> np.
     return np.flatnonzero(present)
 
 
-def _pixel_replicates_from_counts(inputs: _PixelInputs, n_pos, n_neg, counts) -> dict:
-    """_pixel_replicates from counts: the same tables, so the same replicates."""
+def _pixel_replicates_from_counts(inputs: _PixelInputs, n_pos, n_neg, counts,
+                                  pro: tuple[ProMetric, ...] = PRO_V1) -> dict:
+    """_pixel_replicates from counts: the same tables, so the same replicates. Every PRO
+    metric's thresholds are read off in the same pass over the images (their columns side by
+    side in one table)."""
     maps, masks = inputs.maps, inputs.masks
     n = len(maps)
     counted, regions = inputs.counted, inputs.regions
-    positions = np.linspace(0, counted.n_neg - 1, num=100, dtype=int)
-    sampled = counted.negative_key_at(positions)
-    exact = _exact_threshold_keys(counted, regions) if regions.count else np.zeros(0, np.int64)
-    tables = _per_image_counts(maps, masks, counted, sampled, exact)
+    keys, positions = {}, {}
+    for metric in pro:
+        if metric.thresholds is not None:
+            positions[metric.name] = np.linspace(0, counted.n_neg - 1, num=metric.thresholds,
+                                                 dtype=int)
+            keys[metric.name] = counted.negative_key_at(positions[metric.name])
+        elif regions.count:
+            keys[metric.name] = _exact_threshold_keys(counted, regions, metric)
+    sampled_names = [m.name for m in pro if m.name in positions]
+    exact_names = [m.name for m in pro if m.name in keys and m.name not in positions]
+    columns = _column_slices(keys, sampled_names) | _column_slices(keys, exact_names)
+    joined = [np.concatenate([keys[m] for m in names]) if names else np.zeros(0, np.int64)
+              for names in (sampled_names, exact_names)]
+    tables = _per_image_counts(maps, masks, counted, *joined)
     out: dict[str, np.ndarray | None] = {
         "P-AUROC": bootstrap.pair_count_auc(tables.pairs, n_pos, n_neg, counts)}
     if regions.count:
         region_counts = np.bincount(regions.image, minlength=n).astype(np.float64)
-        fpr_table = _sampled_fpr_table(tables.sampled_at_most, tables.sampled_below,
-                                       positions, n_neg)
-        pro_table = _region_table(regions, sampled, "left", n)
-        out["AUPRO@0.3"] = _replicate_aupro(fpr_table, n_neg, pro_table, region_counts,
-                                            counts, prepend_origin=False)
-        fpr_table = (n_neg[:, None] - tables.exact_below).astype(np.float64)
-        pro_table = _region_table(regions, exact, "right", n)
-        out["AUPRO@0.3-exact"] = _replicate_aupro(fpr_table, n_neg, pro_table, region_counts,
-                                                  counts, prepend_origin=True)
+        for metric in pro:
+            cut = columns[metric.name]
+            if metric.thresholds is not None:
+                fpr_table = _sampled_fpr_table(tables.sampled_at_most[:, cut],
+                                               tables.sampled_below[:, cut],
+                                               positions[metric.name], n_neg)
+                pro_table = _region_table(regions, keys[metric.name], "left", n)
+            else:
+                fpr_table = (n_neg[:, None] - tables.exact_below[:, cut]).astype(np.float64)
+                pro_table = _region_table(regions, keys[metric.name], "right", n)
+            out[metric.name] = _replicate_aupro(fpr_table, n_neg, pro_table, region_counts,
+                                                counts, prepend_origin=metric.thresholds is None,
+                                                limit=metric.limit)
     return out
 
 
-def _exact_threshold_keys(counted: KeyCounts, regions: Regions) -> np.ndarray:
-    """The keys _exact_aupro's thresholds have: present keys down to EXACT_FPR_MARGIN."""
+def _column_slices(keys: dict, names: list[str]) -> dict[str, slice]:
+    """Where each metric's thresholds sit among the joined columns of ``names``."""
+    out, start = {}, 0
+    for name in names:
+        out[name] = slice(start, start + len(keys[name]))
+        start += len(keys[name])
+    return out
+
+
+def _exact_threshold_keys(counted: KeyCounts, regions: Regions,
+                          metric: ProMetric = PRO_V1[1]) -> np.ndarray:
+    """The keys _exact_aupro's thresholds have: present keys down to the metric's
+    exact_margin."""
     n_ok = counted.n_neg
-    floor_key = counted.negative_key_at(max(0, n_ok - int(np.floor(EXACT_FPR_MARGIN * n_ok))
+    floor_key = counted.negative_key_at(max(0, n_ok - int(np.floor(metric.exact_margin * n_ok))
                                             - 1))
     values = _present_keys(counted.negative, regions, floor_key)
     if len(values) > EXACT_MAX_THRESHOLDS:

@@ -1,12 +1,18 @@
-"""Eyecandies (Bonfiglioli et al., ACCV 2022), scored as the M3DM paper does (protocol v1)."""
+"""Eyecandies (Bonfiglioli et al., ACCV 2022), scored as the M3DM paper does (protocol v1)
+and with AUPRO@0.01 added (protocol v2)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from evaluator.anomaly.benchmark import AnomalyBenchmark, AnomalyEntryMetadata, anomaly_info
+from evaluator.anomaly.benchmark import (
+    AnomalyBenchmark,
+    AnomalyEntryMetadata,
+    anomaly_info,
+    protocol_boards,
+)
 from evaluator.anomaly.datasets import EYECANDIES_LAYOUT
-from evaluator.registry import Board, register
+from evaluator.registry import register
 from evaluator.settings import EYECANDIES_DIMENSIONS
 
 
@@ -23,8 +29,9 @@ class Eyecandies(AnomalyBenchmark):
                     "test_public with masks and test_private with hidden labels.",
         reference="https://eyecan-ai.github.io/eyecandies/",
         license="CC BY 4.0",
-        board=Board("eyecandies", 1, "Eyecandies", "test_public (50 samples per category), "
-                    "plus test_private wherever its masks are supplied; protocol v1."),
+        boards=protocol_boards(
+            "eyecandies", "Eyecandies", "test_public (50 samples per category), plus "
+            "test_private wherever its masks are supplied; protocol v1."),
         label_source="The dataset root as it ships: <Category>/test_public/data/<NN>_mask.png "
                      "(and test_private/ when its labels are supplied).",
         layout=EYECANDIES_LAYOUT,

@@ -100,5 +100,9 @@ class Forb(Benchmark):
     def bootstrap(self, board: Board, task, predictions, labels):
         return forb_scoring.bootstrap_replicates(task, predictions, labels, board.id)
 
+    def score_with_bootstrap(self, board: Board, task, predictions, labels):
+        # The per-query AP values behind both are computed once.
+        return forb_scoring.score_and_bootstrap(task, predictions, labels, board.id)
+
     def slice_names(self) -> list[str]:
         return forb_scoring.slice_names()

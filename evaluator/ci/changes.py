@@ -15,7 +15,6 @@ Rules (the pipeline's contract with contributors):
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from evaluator.entries import ENTRY_ID, METADATA_FILE, README_FILE, RECORDS_DIR
 from evaluator.registry import benchmarks
 from evaluator.validation.report import ValidationReport, printable
+from evaluator.validation.parsing import load_json
 
 SUBMISSIONS = "submissions"
 EDITABLE_AFTER_MERGE = {METADATA_FILE, README_FILE}
@@ -101,7 +101,7 @@ def metadata_at(repo: Path, commit: str, entry: str) -> dict | None:
     if not exists_at(repo, commit, f"{entry}/{METADATA_FILE}"):
         return None
     try:
-        data = json.loads(git(repo, "show", f"{commit}:{entry}/{METADATA_FILE}"))
+        data = load_json(git(repo, "show", f"{commit}:{entry}/{METADATA_FILE}"))
     except (GitError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

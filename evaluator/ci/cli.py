@@ -65,12 +65,22 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_publish)
 
 
-def _guarded(step):
-    """Environment and API problems end the step with a one-line error, not a traceback."""
-    def run(args) -> int:
-        from evaluator.ci.changes import GitError
-        from evaluator.ci.github import GitHubError
+INSTALL_HINT = "pip install -e '.[ci]' (in a clone) or pip install 'cv-leaderboards[ci]'"
 
+
+def _guarded(step):
+    """Environment and API problems end the step with a one-line error, not a traceback; so
+    does a missing optional dependency (the ci extra), named with how to install it."""
+    def run(args) -> int:
+        try:
+            from evaluator.ci.changes import GitError
+            from evaluator.ci.github import GitHubError
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] == "evaluator":
+                raise
+            print(f"error: `leaderboard ci` needs the '{exc.name}' package of the ci extra: "
+                  f"{INSTALL_HINT}", file=sys.stderr)
+            return 2
         try:
             return step(args)
         except (RuntimeError, GitError) as exc:

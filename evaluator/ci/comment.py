@@ -33,8 +33,9 @@ class EntryResult:
 def scores_table(benchmark: Benchmark, scores: dict) -> list[str]:
     """The top-level slices (e.g. FORB's overall, difficulties and types; each anomaly
     category and the mean) with every metric."""
-    metrics = benchmark.info.metrics
     names = [s for s in benchmark.slice_names() if "/" not in s and s in scores]
+    # The metrics of the board version that was scored (a later version may add some).
+    metrics = [m for m in benchmark.info.metrics if any(m.name in scores[s] for s in names)]
     # Slice and metric names come from the registry (trusted), so they are shown verbatim.
     lines = ["| Slice | " + " | ".join(m.name for m in metrics) + " |",
              "|---|" + "---:|" * len(metrics)]

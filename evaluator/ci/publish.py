@@ -1,6 +1,9 @@
 """``leaderboard ci publish``: on every push to the default branch, evaluate the merged entries
-that have no record for their board's current version and write those records (the workflow
-then commits them and deploys the site). Existing records are never rewritten."""
+under every version of their board that they have no record for, and write those records
+(the workflow then commits them and deploys the site). When a board version appears that
+stored entries have no record for, the whole board is rescored under it first, which also
+writes the version's changes report (``submissions/changes/<board-id>.json``). Existing records
+are never rewritten."""
 
 from __future__ import annotations
 
@@ -15,57 +18,90 @@ from evaluator.ci.labels import default_label_specs, mask_label_secrets
 from evaluator.entries import METADATA_FILE, find_entries
 from evaluator.evaluation import benchmark_of_entry, evaluate_entry
 from evaluator.records import RecordConflict, record_path, store_record
+from evaluator.registry import benchmarks
+from evaluator.rescore import needs_rescoring, rescore
 from evaluator.validation.report import ValidationReport
+from evaluator.validation.parsing import load_json
 
 
-def target_board(entry: Path):
-    """The board version an entry should have a record for: the newest version of the board
-    its metadata names (or exactly the version, when it names a board id)."""
+def missing_versions(entry: Path):
+    """The entry's benchmark and the versions of its board it has no record for (None when
+    its metadata names no board the benchmark knows)."""
     benchmark = benchmark_of_entry(entry)
     try:
-        name = json.loads((entry / METADATA_FILE).read_text(encoding="utf-8"))["board"]
-        return benchmark, benchmark.board(str(name))
+        name = load_json((entry / METADATA_FILE).read_text(encoding="utf-8"))["board"]
+        board = benchmark.board(str(name))
     except (OSError, ValueError, KeyError, TypeError):
         return benchmark, None
+    return benchmark, [b for b in benchmark.versions(board.name)
+                       if not record_path(entry, b).is_file()]
 
 
 def run(repo: Path, submissions: Path, label_specs: list[str] | None) -> int:
     mask_label_secrets()
     recorded, skipped, failed = [], [], []
+    rescored: list[tuple[str, Path]] = []
     with ExitStack() as stack:
         data = BoardData((label_specs or []) + default_label_specs(repo), stack)
+        for benchmark in benchmarks():
+            for board in benchmark.info.boards:
+                if needs_rescoring(submissions, benchmark, board):
+                    _rescore(benchmark, board, data, submissions, recorded, skipped, failed,
+                             rescored)
         for entry in find_entries(submissions):
             if not (entry / METADATA_FILE).is_file():
                 continue
-            benchmark, board = target_board(entry)
-            if board is not None and record_path(entry, board).is_file():
+            benchmark, versions = missing_versions(entry)
+            if versions == []:
                 continue
             name = f"{benchmark.info.name}/{entry.name}"
+            if any(n == name and why.startswith("not rescored") for n, why in failed):
+                continue  # already reported by the rescoring
             report = ValidationReport()
-            outcome = evaluate_entry(entry, benchmark, data, report)
+            outcome = evaluate_entry(entry, benchmark, data, report,
+                                     versions=versions if versions else "current")
             if outcome.labels_missing:
                 skipped.append((name, f"no labels configured for {benchmark.info.name}"))
                 continue
             if outcome.evaluation is None:
                 failed.append((name, "; ".join(report.lines()[:5])))
                 continue
-            evaluation = outcome.evaluation
-            if actions.run_url():
-                evaluation["provenance"]["ci_run"] = actions.run_url()
-            try:
-                store_record(entry, outcome.board, evaluation)
-            except RecordConflict as exc:
-                failed.append((name, str(exc)))
-                continue
-            primary = benchmark.info.primary_metric
-            value = evaluation["scores"][benchmark.info.headline_slice][primary]
-            recorded.append((name, outcome.board.id, primary, value))
-    _report(recorded, skipped, failed)
-    actions.set_output("recorded", str(len(recorded)))
+            for board, evaluation in outcome.scored:
+                if actions.run_url():
+                    evaluation["provenance"]["ci_run"] = actions.run_url()
+                try:
+                    store_record(entry, board, evaluation)
+                except RecordConflict as exc:
+                    failed.append((name, str(exc)))
+                    continue
+                primary = benchmark.info.primary_metric
+                value = evaluation["scores"][benchmark.info.headline_slice][primary]
+                recorded.append((name, board.id, primary, value))
+    _report(recorded, skipped, failed, rescored)
+    actions.set_output("recorded", str(len(recorded) + len(rescored)))
     return 0
 
 
-def _report(recorded, skipped, failed) -> None:
+def _rescore(benchmark, board, data, submissions, recorded, skipped, failed, rescored) -> None:
+    """A board version stored entries have no record for: rescore the board under it."""
+    result = rescore(benchmark, board, data, submissions, ci_run=actions.run_url())
+    if result.labels_missing:
+        skipped.append((board.id, f"rescoring: no labels configured for "
+                                  f"{benchmark.info.name}"))
+        return
+    primary = benchmark.info.primary_metric
+    for name in result.written:
+        record = json.loads(record_path(submissions / name, board).read_text(encoding="utf-8"))
+        recorded.append((name, board.id, primary,
+                         record["scores"][benchmark.info.headline_slice][primary]))
+    for name, why in result.failed:
+        failed.append((name, f"not rescored under {board.id}: {why}"))
+    if result.report_path is not None:
+        rescored.append((board.id, Path(submissions.name) / result.report_path.relative_to(
+            submissions)))
+
+
+def _report(recorded, skipped, failed, rescored) -> None:
     with actions.commands_off():
         for name, board, metric, value in recorded:
             actions.log(f"recorded {name} on {board}: {metric} {value}")
@@ -77,7 +113,9 @@ def _report(recorded, skipped, failed) -> None:
         actions.annotate_error(f"{name}: not recorded: {why}", title="leaderboard publish")
     lines = ["### Leaderboard: records", ""]
     if not (recorded or skipped or failed):
-        lines.append("Every merged entry already has a record for its board's current version.")
+        lines.append("Every merged entry already has a record for every version of its board.")
+    lines += [f"- rescored every stored entry under {md(b)}: changes report {md_code(str(p))}"
+              for b, p in rescored]
     lines += [f"- recorded {md_code(n)} on {md(b)}: {md(m)} = {v}" for n, b, m, v in recorded]
     lines += [f"- skipped {md_code(n)}: {md(why)}" for n, why in skipped]
     lines += [f"- **not recorded** {md_code(n)}: {md(why)}" for n, why in failed]

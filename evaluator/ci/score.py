@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -71,6 +70,7 @@ from evaluator.evaluation import (
 from evaluator.labels import LabelSourceError
 from evaluator.registry import BoardDataError
 from evaluator.site.boards import collect, would_rank
+from evaluator.validation.parsing import load_json
 from evaluator.validation.report import ValidationReport
 
 
@@ -167,7 +167,7 @@ def merged_files(repo: Path, entry: str) -> list[str]:
 
 def _metadata(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {} if path.exists() else None
     return data if isinstance(data, dict) else {}

@@ -52,9 +52,24 @@ def _scored_prefix(predictions: RetrievalPredictions, labels: ForbLabels):
             ood_thresholds(predictions.ood_top_scores))
 
 
-def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels) -> ScoreSheet:
-    """mAP@k on the full lists and t-mAP@k over FORB's 11 OOD thresholds, for every slice."""
+def _per_query_ap(predictions: RetrievalPredictions, labels: ForbLabels):
+    """Each query's AP@k on the full lists (``plain[k]``) and at each t-mAP threshold
+    (``curve[k][i]``), with the thresholds: what both the scores and their bootstrap average
+    (computed once for both)."""
     scores, relevant, valid, thresholds = _scored_prefix(predictions, labels)
+    plain, curve = {}, {}
+    for k in KS:
+        plain[k] = average_precision_at_k(relevant, valid, labels.n_gt, k)
+        curve[k] = [average_precision_at_k(relevant, valid & (scores >= t), labels.n_gt, k)
+                    for t in thresholds]
+    return plain, curve, thresholds
+
+
+def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels,
+          per_query=None) -> ScoreSheet:
+    """mAP@k on the full lists and t-mAP@k over FORB's 11 OOD thresholds, for every slice.
+    ``per_query``: _per_query_ap's result, when the caller already has it."""
+    plain_ap, curve_ap, thresholds = per_query or _per_query_ap(predictions, labels)
     masks = slice_membership(task, labels)
     names = list(masks)
     # One row per slice: averaging is a matrix product with the normalised membership.
@@ -65,11 +80,8 @@ def score(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels)
     per_slice: dict[str, dict[str, float | None]] = {n: {} for n in names}
     curve_values: dict[str, dict[str, list[float | None]]] = {n: {} for n in names}
     for k in KS:
-        plain = weights @ average_precision_at_k(relevant, valid, labels.n_gt, k)
-        curve = np.stack([
-            weights @ average_precision_at_k(relevant, valid & (scores >= t), labels.n_gt, k)
-            for t in thresholds
-        ], axis=1)  # (slices, thresholds)
+        plain = weights @ plain_ap[k]
+        curve = np.stack([weights @ ap for ap in curve_ap[k]], axis=1)  # (slices, thresholds)
         for i, name in enumerate(names):
             present = counts[i] > 0
             per_slice[name][f"mAP@{k}"] = float(plain[i]) if present else None
@@ -95,26 +107,32 @@ BOOTSTRAP_NOTES = (
 
 
 def per_query_values(task: ForbTask, predictions: RetrievalPredictions,
-                     labels: ForbLabels) -> np.ndarray:
+                     labels: ForbLabels, per_query=None) -> np.ndarray:
     """(queries, metrics) in METRIC_NAMES order: each query's AP@k, and its AP@k averaged over
     the t-mAP thresholds, whose slice means are the reported mAP@k and t-mAP@k. Never stored
     or printed: only bootstrap aggregates of it leave the evaluator."""
-    scores, relevant, valid, thresholds = _scored_prefix(predictions, labels)
+    plain, curve, _ = per_query or _per_query_ap(predictions, labels)
     columns = {}
     for k in KS:
-        columns[f"mAP@{k}"] = average_precision_at_k(relevant, valid, labels.n_gt, k)
-        columns[f"t-mAP@{k}"] = np.mean([
-            average_precision_at_k(relevant, valid & (scores >= t), labels.n_gt, k)
-            for t in thresholds], axis=0)
+        columns[f"mAP@{k}"] = plain[k]
+        columns[f"t-mAP@{k}"] = np.mean(curve[k], axis=0)
     return np.stack([columns[m] for m in METRIC_NAMES], axis=1)
 
 
+def score_and_bootstrap(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels,
+                        board_id: str) -> tuple[ScoreSheet, bootstrap.Bootstrap]:
+    """score and bootstrap_replicates from one computation of the per-query AP values."""
+    per_query = _per_query_ap(predictions, labels)
+    return (score(task, predictions, labels, per_query),
+            bootstrap_replicates(task, predictions, labels, board_id, per_query=per_query))
+
+
 def bootstrap_replicates(task: ForbTask, predictions: RetrievalPredictions, labels: ForbLabels,
-                         board_id: str,
-                         resamples: int = bootstrap.RESAMPLES) -> bootstrap.Bootstrap:
+                         board_id: str, resamples: int = bootstrap.RESAMPLES,
+                         per_query=None) -> bootstrap.Bootstrap:
     """Replicates of every metric of every slice with at least MIN_UNITS queries."""
     seed = bootstrap.board_seed(board_id)
-    values = per_query_values(task, predictions, labels)
+    values = per_query_values(task, predictions, labels, per_query)
     replicates = bootstrap.slice_means(values, slice_membership(task, labels), METRIC_NAMES,
                                        seed, resamples)
     return bootstrap.Bootstrap(bootstrap.settings(seed, "query", BOOTSTRAP_NOTES, resamples),

@@ -3,7 +3,6 @@ with values on one scale (fractions), ranked by the board's primary metric."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from evaluator.published.methods import Methods, UnknownMethod, load_methods
 from evaluator.registry import Benchmark, Board, BoardDataError, benchmarks
 from evaluator.settings import SettingDimension, dimensions_of, resolve
 from evaluator.site.reported import MergedRow, reported_rows
+from evaluator.validation.parsing import load_json
 
 
 @dataclass
@@ -102,8 +102,17 @@ class BoardView:
         dates = [r.date for r in self.rows if r.date]
         return max(dates) if dates else None
 
+    @property
+    def metrics(self):
+        """The metrics this board version reports (a later version may add some)."""
+        return self.benchmark.metrics_of(self.board)
+
+    @property
+    def previous(self) -> Board | None:
+        return self.benchmark.previous(self.board)
+
     def metric(self, name: str):
-        return next(m for m in self.benchmark.info.metrics if m.name == name)
+        return next(m for m in self.metrics if m.name == name)
 
 
 def collect(submissions: Path, published: list[PublishedResults] | None = None) -> list[BoardView]:
@@ -191,7 +200,7 @@ def _year(methods: Methods, method: str, date: str | None) -> dict:
 def _json_object(path: Path) -> dict:
     """A JSON object from ``path``; BoardDataError (exit status 3) names the file otherwise."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BoardDataError(f"{path}: cannot be read as JSON ({exc})") from None
     if not isinstance(document, dict):
@@ -204,7 +213,7 @@ def _reported_rows(published: list[PublishedResults], board: Board, benchmark: B
     """One row per method, variant and setting (evaluator/site/reported.py): rows of several
     tables and sources (a method's I-AUROC in one table and its AUPRO in another; its own
     repository and another paper's copy) become one row, whatever they printed as labels."""
-    metrics = {m.name for m in benchmark.info.metrics}
+    metrics = {m.name for m in benchmark.metrics_of(board)}
     dimensions = dimensions_of(benchmark.info.settings)
     rows = []
     for merged in reported_rows(published, board, dimensions, metrics, methods):
@@ -340,3 +349,14 @@ def _attach_index_sizes(views: list[BoardView], published: list[PublishedResults
                 if row.kind == "reported" and row.publication \
                         and row.publication["key"] == source.source.key:
                     row.index_size_gb = names.get(row.method, row.index_size_gb)
+
+
+def recomputed_view(submissions: Path, benchmark: Benchmark, board: Board) -> BoardView:
+    """The board's recomputed entries alone, ranked as the board ranks them: what a
+    rescoring's changes report compares across versions."""
+    view = BoardView(benchmark, board,
+                     _recomputed_rows(submissions / benchmark.info.name, board,
+                                      dimensions_of(benchmark.info.settings), load_methods()),
+                     benchmark.versions(board.name))
+    _rank(view)
+    return view

@@ -45,7 +45,7 @@ def compare_data(view: BoardView) -> dict:
     return {
         "board": view.board.id,
         "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals,
-                     "higherIsBetter": m.higher_is_better} for m in info.metrics],
+                     "higherIsBetter": m.higher_is_better} for m in view.metrics],
         "slices": view.benchmark.slice_names(),
         "headline": info.headline_slice,
         "primary": info.primary_metric,

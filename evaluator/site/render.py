@@ -20,12 +20,14 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from evaluator import __version__
-from evaluator.registry import benchmarks
+from evaluator.registry import BoardDataError, benchmarks
+from evaluator.rescore import changes_path
 from evaluator.schemas import write_schemas
 from evaluator.site.boards import BoardView, Row, collect
 from evaluator.site.compare import compare_data
 from evaluator.site.compare import page_url as compare_url
 from evaluator.site.formatting import escape, format_value, plain_title, safe_url
+from evaluator.validation.parsing import load_json
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_SOURCES = REPO / "site"
@@ -61,14 +63,44 @@ def render_sources(work: Path, submissions: Path) -> list[BoardView]:
         pages.write(f"compare/{view.board.id}.md", "compare.md.j2", view=view,
                     data=compare_data(view), path_to_root="../")
         _write_downloads(docs / "downloads", view)
+        if view.previous is not None:
+            # What the version changed: its rescoring's report, rank moves included.
+            pages.write(changes_page(view.board), "changes.md.j2", view=view,
+                        report=_changes_report(submissions, view), path_to_root="../")
     for benchmark in benchmarks():
         pages.write(f"protocols/{benchmark.info.name}.md", "protocol.md.j2", benchmark=benchmark)
+        for board in benchmark.info.boards:
+            if benchmark.previous(board) is not None:
+                pages.write(f"protocols/{board.id}.md", "protocol_version.md.j2",
+                            benchmark=benchmark, board=board,
+                            previous=benchmark.previous(board))
     write_schemas(docs / "downloads" / "schemas")
     pages.write("downloads.md", "downloads.md.j2", views=views,
                 schemas=sorted(p.name for p in (docs / "downloads" / "schemas").iterdir()))
     pages.write("versions.md", "versions.md.j2", views=views, by_benchmark=by_benchmark)
     (work / "mkdocs.yml").write_text(_mkdocs_config(views), encoding="utf-8")
     return views
+
+
+def changes_page(board) -> str:
+    """The "what changed" page of a board version that has a previous one."""
+    return f"changes/{board.id}.md"
+
+
+def _changes_report(submissions: Path, view: BoardView) -> dict | None:
+    """The version's changes report as `leaderboard rescore` wrote it (None before any
+    rescoring). Written by the evaluator, but a hand edit must not crash the build."""
+    path = changes_path(submissions, view.board)
+    if not path.is_file():
+        return None
+    try:
+        report = load_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BoardDataError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(report, dict) or report.get("board") != view.board.id \
+            or not isinstance(report.get("entries"), list):
+        raise BoardDataError(f"{path}: not a changes report of {view.board.id}")
+    return report
 
 
 def build(out: Path, submissions: Path, work: Path = REPO / "build") -> list[BoardView]:
@@ -146,7 +178,7 @@ def _board_data(view: BoardView) -> dict:
         "primary": info.primary_metric,
         "headline": info.headline_slice,
         "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
-                    for m in info.metrics],
+                    for m in view.metrics],
         "slices": view.benchmark.slice_names(),
         "settings": bool(view.dimensions),
         "dimensions": [{"key": d.key, "label": d.label, "ranks": d.ranks,
@@ -196,10 +228,11 @@ def _write_entry_curves(docs: Path, view: BoardView, row: Row) -> str | None:
     if not row.record:
         return None
     path = docs / f"{row.page[:-3]}.curves.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "board": view.board.id,
         "metrics": [{"name": m.name, "percent": m.percent, "decimals": m.decimals}
-                    for m in view.benchmark.info.metrics],
+                    for m in view.metrics],
         "method": row.method,
         "curves": _plot_curves(row.record),
     }
@@ -209,7 +242,7 @@ def _write_entry_curves(docs: Path, view: BoardView, row: Row) -> str | None:
 
 def _write_downloads(folder: Path, view: BoardView) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    metrics = [m.name for m in view.benchmark.info.metrics]
+    metrics = [m.name for m in view.metrics]
     slices = view.benchmark.slice_names()
     dims = [d.key for d in view.dimensions]
     fields = ["rank", "method", "variant", "printed_as", "kind", "baseline", *dims,
@@ -243,6 +276,14 @@ def _write_downloads(folder: Path, view: BoardView) -> None:
          "headline_slice": view.headline, "rows": rows_json}, indent=1), encoding="utf-8")
 
 
+def _protocol_pages(benchmark) -> list[dict]:
+    """A benchmark's protocol page, then one per later version of its boards."""
+    pages = [{benchmark.info.title: f"protocols/{benchmark.info.name}.md"}]
+    pages += [{f"{b.title} v{b.version}": f"protocols/{b.id}.md" for b in benchmark.info.boards
+               if benchmark.previous(b) is not None}]
+    return [p for p in pages if p]
+
+
 def _mkdocs_config(views: list[BoardView]) -> str:
     boards = []
     for view in views:
@@ -253,7 +294,7 @@ def _mkdocs_config(views: list[BoardView]) -> str:
         {"Home": "index.md"},
         {"Boards": boards},
         {"How to submit": "submit.md"},
-        {"Protocols": [{b.info.title: f"protocols/{b.info.name}.md"} for b in benchmarks()]},
+        {"Protocols": [page for b in benchmarks() for page in _protocol_pages(b)]},
         {"Downloads": "downloads.md"},
         {"Versions": "versions.md"},
     ]  # the maintainer guide is linked from "How to submit" (not_in_nav in mkdocs.yml)

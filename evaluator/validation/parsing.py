@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -10,6 +11,16 @@ from evaluator.validation.report import ValidationReport
 
 M = TypeVar("M", bound=BaseModel)
 _MAX_SHOWN_INPUT = 60
+
+
+def load_json(text: str | bytes) -> Any:
+    """json.loads for files people write: a document nested too deeply for Python's parser
+    (a RecursionError, e.g. 30,000 '[' in a 64 kB metadata.json) is refused with the
+    ValueError that malformed JSON gets, so every caller's error path names the file."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read as JSON") from None
 
 
 def parse_json_line(

@@ -746,8 +746,7 @@
     ["recomputed", "baselines", "variants"].concat(dimKeys).forEach(function (name) {
       if (controls[name]) controls[name].addEventListener("change", render);
     });
-    if (controls.version) controls.version.addEventListener("change", function () {
-      window.location.href = controls.version.value; });
+    // The version switch is version-switch.js's (it keeps the view's query string).
     window.addEventListener("resize", function () { stickyOffsets(); });
     readUrl();
     render();
