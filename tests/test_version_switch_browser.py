@@ -19,17 +19,17 @@ def test_the_version_switch_keeps_the_view(server, browser):
         page.goto(f"{server}/boards/mvtec3d-ad-v2.html")
         page.wait_for_selector(".lb-table tbody tr td.lb-c-method a.lb-name")
         page.locator(".lb-slice").select_option("bagel")
-        page.locator(".lb-shots").select_option("")
+        page.locator(".lb-shots").select_option("50")
         page.locator(".lb-table th[data-key='AUPRO@0.3']").click()
         with page.expect_navigation():
             page.locator(".lb-version").select_option("mvtec3d-ad-v1.html")
         page.wait_for_selector(".lb-table tbody tr td.lb-c-method a.lb-name")
         url = urlparse(page.url)
         assert url.path.endswith("/boards/mvtec3d-ad-v1.html")
-        assert parse_qs(url.query) == {"slice": ["bagel"], "shots": ["all"],
+        assert parse_qs(url.query) == {"slice": ["bagel"], "shots": ["50"],
                                        "sort": ["AUPRO@0.3"]}
         assert page.locator(".lb-slice").input_value() == "bagel"
-        assert page.locator(".lb-shots").input_value() == ""
+        assert page.locator(".lb-shots").input_value() == "50"
         assert page.locator(".lb-table th.lb-sorted").get_attribute("data-key") == "AUPRO@0.3"
         assert page.locator(".lb-version").input_value() == "mvtec3d-ad-v1.html"
 
