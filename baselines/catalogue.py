@@ -1,8 +1,8 @@
 """The bundled baselines: what each one is, what it needs and which published row it reproduces.
 
 Pure data, importable without torch: `leaderboard baseline list`, the README and the website
-read it. Running a baseline imports its family's module (``baselines.forb_neural``,
-``baselines.bow`` or ``baselines.anomaly_patchcore``) only then. The published numbers are
+read it. Running a baseline imports its family's module (``baselines.forb.neural``,
+``baselines.forb.bow`` or ``baselines.anomaly.pipeline``) only then. The published numbers are
 never typed here: they come from the transcribed tables in site/data/published, matched by
 each spec's ``published`` rows. Numbers from sources that are not on the site (the 3D-ADS
 README) are quoted once, in ``reference``, with their source.
@@ -45,7 +45,7 @@ class BaselineSpec:
     name: str
     benchmark: str
     boards: tuple[str, ...]
-    family: str                 # module that runs it: forb_neural, bow or anomaly_patchcore
+    family: str                 # module that runs it: forb.neural, forb.bow or anomaly.pipeline
     method: str                 # leaderboard method name of the entries it writes
     modality: str
     backbone: str
@@ -122,7 +122,7 @@ def _anomaly_specs():
         mvtec = benchmark == "mvtec3d-ad"
         yield BaselineSpec(
             name=f"{dataset}-rgb-wrn50-patchcore", benchmark=benchmark, boards=(benchmark,),
-            family="anomaly_patchcore", method="PatchCore (RGB, WRN-50-2)", modality="RGB",
+            family="anomaly.pipeline", method="PatchCore (RGB, WRN-50-2)", modality="RGB",
             published=(PublishedRef("m3dm-2023", "PatchCore", modality="RGB"),) if mvtec
             else (), published_label="PatchCore (BTF's RGB iNet), as M3DM quotes it" if mvtec
             else "none (no published Eyecandies row)",
@@ -137,7 +137,7 @@ def _anomaly_specs():
             code_url=_BTF_CODE, **_WRN)
         yield BaselineSpec(
             name=f"{dataset}-fpfh-patchcore", benchmark=benchmark, boards=(benchmark,),
-            family="anomaly_patchcore", method="PatchCore (FPFH)", modality="3D",
+            family="anomaly.pipeline", method="PatchCore (FPFH)", modality="3D",
             published=(PublishedRef("m3dm-2023", "FPFH"),) if mvtec else (),
             published_label="FPFH (BTF), as M3DM quotes it" if mvtec
             else "none (no published Eyecandies row)",
@@ -148,7 +148,7 @@ def _anomaly_specs():
             code_url=_BTF_CODE, **_NO_NET)
         yield BaselineSpec(
             name=f"{dataset}-rgb-fpfh-patchcore", benchmark=benchmark, boards=(benchmark,),
-            family="anomaly_patchcore", method="PatchCore + FPFH (BTF)", modality="RGB+3D",
+            family="anomaly.pipeline", method="PatchCore + FPFH (BTF)", modality="RGB+3D",
             published=(PublishedRef("m3dm-2023", "PatchCore + FPFH"),) if mvtec else (),
             published_label="PatchCore + FPFH (BTF), as M3DM quotes it" if mvtec
             else "none (no published Eyecandies row)",
@@ -160,7 +160,7 @@ def _anomaly_specs():
             code_url=_BTF_CODE, **_WRN)
         yield BaselineSpec(
             name=f"{dataset}-dino-vitb8-patchcore", benchmark=benchmark, boards=(benchmark,),
-            family="anomaly_patchcore", method="M3DM RGB branch (DINO ViT-B/8 PatchCore)",
+            family="anomaly.pipeline", method="M3DM RGB branch (DINO ViT-B/8 PatchCore)",
             modality="RGB",
             published=(PublishedRef("m3dm-2023", "M3DM",
                                     variant="RGB only (DINO ViT-B/8 bank)"),),
@@ -186,7 +186,7 @@ def _cpu_note(kind: str) -> str:
 BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
     BaselineSpec(
         name="forb-clip-vit-l14-336", benchmark="forb", boards=("forb", "forb-subset"),
-        family="forb_neural", method="CLIP ViT-L/14@336px", modality="RGB",
+        family="forb.neural", method="CLIP ViT-L/14@336px", modality="RGB",
         backbone="ViT-L/14 at 336 px (OpenAI CLIP image tower)",
         pretraining_data="OpenAI WIT-400M (image-text pairs)",
         weights="open_clip ViT-L-14-336-quickgelu, pretrained='openai'",
@@ -203,7 +203,7 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
         paper_url=_FORB_PAPER, code_url=_FORB_CODE),
     BaselineSpec(
         name="forb-dino-vit-s8", benchmark="forb", boards=("forb", "forb-subset"),
-        family="forb_neural", method="DINO ViT-S/8", modality="RGB",
+        family="forb.neural", method="DINO ViT-S/8", modality="RGB",
         backbone="ViT-S/8 at 224 px (DINO)", pretraining_data="ImageNet-1k (self-supervised)",
         weights="timm vit_small_patch8_224.dino",
         published=(PublishedRef("forb-2023", "DINO"),), published_label="DINO",
@@ -215,7 +215,7 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
         paper_url=_FORB_PAPER, code_url=_FORB_CODE),
     BaselineSpec(
         name="forb-dinov2-vit-l14", benchmark="forb", boards=("forb", "forb-subset"),
-        family="forb_neural", method="DINOv2 ViT-L/14", modality="RGB",
+        family="forb.neural", method="DINOv2 ViT-L/14", modality="RGB",
         backbone="ViT-L/14 at 224 px (DINOv2, no registers)",
         pretraining_data="LVD-142M (self-supervised)",
         weights="timm vit_large_patch14_dinov2.lvd142m",
@@ -229,7 +229,7 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
         paper_url=_FORB_PAPER, code_url=_FORB_CODE),
     BaselineSpec(
         name="forb-bow", benchmark="forb", boards=("forb", "forb-subset"),
-        family="bow", method="BoW (RootSIFT, tf-idf)", modality="RGB",
+        family="forb.bow", method="BoW (RootSIFT, tf-idf)", modality="RGB",
         backbone="none (RootSIFT + visual-word codebook)", pretraining_data="none",
         weights="none (the codebook is built from FORB's images_for_building_codebook.txt)",
         published=(PublishedRef("forb-2023", "BoW"),), published_label="BoW",
@@ -243,7 +243,7 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
         paper_url=_FORB_PAPER, code_url=_FORB_CODE),
     BaselineSpec(
         name="forb-bow-rerank", benchmark="forb", boards=("forb", "forb-subset"),
-        family="bow", method="BoW + RANSAC re-ranking", modality="RGB",
+        family="forb.bow", method="BoW + RANSAC re-ranking", modality="RGB",
         backbone="none (RootSIFT + visual-word codebook)", pretraining_data="none",
         weights="none (the codebook is built from FORB's images_for_building_codebook.txt)",
         published=(PublishedRef("forb-2023", "BoW (+ rerank)"),),

@@ -29,7 +29,7 @@ class DatasetKind:
 
 
 def _open_forb(options: RunOptions, spec):
-    from baselines.forb_data import load_forb
+    from baselines.forb.data import load_forb
 
     if not 1 <= options.top_k <= MAX_TOP_K:
         raise BaselineUsageError(f"--top-k must be between 1 and {MAX_TOP_K}, not "
@@ -46,8 +46,8 @@ def _describe_forb(images) -> dict:
 
 def _open_anomaly(loader_name: str):
     def open_dataset(options: RunOptions, spec):
-        from baselines import anomaly_data
-        from baselines.anomaly_patchcore import train_cap
+        from baselines.anomaly import data as anomaly_data
+        from baselines.anomaly.pipeline import train_cap
 
         cap = train_cap(spec, options)
         loader = getattr(anomaly_data, loader_name)

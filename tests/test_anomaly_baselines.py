@@ -23,9 +23,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the baselines extra is not installed")
 pytest.importorskip("open3d", reason="the baselines extra is not installed")
 
-from baselines.anomaly_patchcore import unpad_map  # noqa: E402
+from baselines.anomaly.pipeline import unpad_map  # noqa: E402
 from baselines.catalogue import BASELINES, published_mean  # noqa: E402
-from baselines.synthetic_anomaly import (  # noqa: E402
+from baselines.anomaly.synthetic import (  # noqa: E402
     make_eyecandies_dataset,
     make_mvtec3d_dataset,
 )
@@ -112,7 +112,7 @@ def test_fpfh_patchcore_finds_dents_and_bumps(geometric, tmp_path, capsys):
 
 def test_preprocessing_removes_the_background_plane(geometric, tmp_path):
     """The cached, preprocessed scans keep the object and lose the plane around it."""
-    from baselines.anomaly_data import read_xyz_tiff
+    from baselines.anomaly.data import read_xyz_tiff
 
     cache = tmp_path / "cache"
     assert run("mvtec3d-fpfh-patchcore", geometric.root, tmp_path / "entry", "--cache",

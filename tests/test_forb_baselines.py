@@ -20,14 +20,14 @@ torch = pytest.importorskip("torch", reason="the baselines extra is not installe
 from PIL import Image  # noqa: E402
 
 from baselines.catalogue import BASELINES, published_rows  # noqa: E402
-from baselines.multiscale import (  # noqa: E402
+from baselines.forb.multiscale import (  # noqa: E402
     DATABASE_SCALES,
     QUERY_SCALES,
     crop_sizes,
     scaled_crop,
 )
-from baselines.search import exact_top_k  # noqa: E402
-from baselines.synthetic_forb import make_forb_dataset  # noqa: E402
+from baselines.forb.search import exact_top_k  # noqa: E402
+from baselines.forb.synthetic import make_forb_dataset  # noqa: E402
 from evaluator.cli import main as cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from baselines.errors import BaselineUsageError
-from baselines.forb_models import IMAGENET_MEAN, IMAGENET_STD, file_digest, state_digest
+from baselines.forb.models import IMAGENET_MEAN, IMAGENET_STD, file_digest, state_digest
 
 IMAGE_SIZE = 224
 GRID = 28

@@ -15,13 +15,13 @@ import numpy as np
 from baselines import devices
 from baselines.errors import BaselineDataError, BaselineUsageError
 from baselines.feature_cache import ChunkedArrays
-from baselines.forb_data import ForbImages, list_digest, read_image
-from baselines.forb_models import EMBEDDERS, Embedder, build_embedder, normaliser
-from baselines.multiscale import DATABASE_SCALES, QUERY_SCALES, scaled_crop
+from baselines.forb.data import ForbImages, list_digest, read_image
+from baselines.forb.models import EMBEDDERS, Embedder, build_embedder, normaliser
+from baselines.forb.multiscale import DATABASE_SCALES, QUERY_SCALES, scaled_crop
 from baselines.options import RunOptions
 from baselines.progress import progress_bar
 from baselines.run_record import RunRecord
-from baselines.search import exact_top_k
+from baselines.forb.search import exact_top_k
 from evaluator.forb.writers import RankedLists
 
 DEFAULT_BATCH = {"cuda": 32, "cpu": 4}
