@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baselines.catalogue import reproducing
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.published import PublishedResults, load_published
 from evaluator.registry import Benchmark, Board, BoardDataError, benchmarks
+from evaluator.reproductions import reproducing
 
 
 @dataclass
@@ -200,7 +200,7 @@ def _reported_rows(published: list[PublishedResults], board: Board,
 
 
 def _reproduction(source_key: str, row, benchmark: str, board: Board) -> dict | None:
-    """How to reproduce a published row with a bundled baseline (baselines/catalogue.py)."""
+    """How to reproduce a published row with a bundled baseline (site/data/baselines.json)."""
     spec = reproducing(source_key, row.method, benchmark, row.setting, row.citation,
                        row.variant)
     if spec is None or board.name not in spec.boards:
