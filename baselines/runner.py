@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from baselines import devices
+from baselines import devices, distributed
 from baselines.catalogue import get_baseline
+from baselines.distributed import Ranks
 from baselines.entry import CategoryFiles, RankedPredictions, check_output, write_entry
 from baselines.errors import BaselineUsageError
 from baselines.options import MAX_TOP_K, RunOptions
@@ -66,8 +67,12 @@ DATASETS = {
 }
 
 
-def run_baseline(name: str, options: RunOptions, argv: list[str] | None = None) -> Path:
+def run_baseline(name: str, options: RunOptions, argv: list[str] | None = None,
+                 ranks: Ranks | None = None) -> Path | None:
+    """Run a baseline and write its entry; returns the entry folder (None on the ranks other
+    than 0 under torchrun, which only compute)."""
     spec = get_baseline(name)
+    ranks = ranks or distributed.from_environment()
     options.board = options.board or spec.boards[0]
     if options.board not in spec.boards:
         raise BaselineUsageError(f"{name} runs on the boards {', '.join(spec.boards)}, "
@@ -75,12 +80,20 @@ def run_baseline(name: str, options: RunOptions, argv: list[str] | None = None) 
     check_output(options.out)
     kind = DATASETS[spec.benchmark]
     data = kind.open(options, spec)
-    options.device = devices.resolve(options.device)
+    options.device = distributed.start(ranks, devices.resolve(options.device))
     command = "leaderboard " + shlex.join(argv) if argv else f"leaderboard baseline run {name}"
     record = RunRecord(baseline=name, command=command, settings=options.as_settings(spec.benchmark),
                        data=kind.describe(data), device=devices.describe(options.device))
     record.weights = {"kind": "none", "id": spec.weights}  # neural families replace it
+    record.device["processes"] = ranks.world_size
     family = importlib.import_module(f"baselines.{spec.family}")
-    output = family.run(spec, data, options, record)
+    if getattr(family, "SPLITS_WORK", False):
+        output = family.run(spec, data, options, record, ranks=ranks)
+    else:
+        # Work that does not split runs on rank 0; the others wait for it.
+        output = family.run(spec, data, options, record) if ranks.is_main else None
+        ranks.barrier()
+    if not ranks.is_main:
+        return None
     return write_entry(options.out, spec, options.board, data.synthetic,
                        kind.wrap(output, data), record)

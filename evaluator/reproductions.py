@@ -60,15 +60,20 @@ class Reproduction(BaseModel):
     weights: str = Field(description="What --weights published loads, in words.")
     gpu_time: str = Field(description="Measured or estimated wall time on one GPU.")
 
+    def entry(self, board: str | None = None) -> str:
+        """Its entry's folder under submissions/: <benchmark>/<name>, suffixed for a board
+        other than its first (forb-clip-vit-l14-336-subset)."""
+        board = board or self.boards[0]
+        suffix = "" if board == self.boards[0] else "-" + board.split("-", 1)[-1]
+        return f"{self.benchmark}/{self.name}{suffix}"
+
     def command(self, board: str | None = None) -> str:
         """The `leaderboard baseline run` command that writes this baseline's entry."""
         board = board or self.boards[0]
-        first = board == self.boards[0]
-        board_flag = "" if first else f" --board {board}"
-        suffix = "" if first else "-" + board.split("-", 1)[-1]
+        board_flag = "" if board == self.boards[0] else f" --board {board}"
         return (f"leaderboard baseline run {self.name} --data "
                 f"{DATA_PLACEHOLDERS[self.benchmark]}{board_flag} "
-                f"--out submissions/{self.benchmark}/{self.name}{suffix}")
+                f"--out submissions/{self.entry(board)}")
 
     @property
     def labels_hint(self) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from baselines import devices
 from baselines.anomaly.data import AnomalyDataset, AnomalySample, read_scan
+from baselines.distributed import SINGLE, Ranks
 from baselines.errors import BaselineDataError, BaselineUsageError
 from baselines.feature_cache import atomic_write, claim_cache_folder
 from baselines.options import RunOptions
@@ -162,7 +163,11 @@ def unpad_map(amap: np.ndarray, frame) -> np.ndarray:
 
 # --------------------------------------------------------------------------------- the run
 
-def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -> list[Path]:
+SPLITS_WORK = True  # under torchrun, each rank runs a share of the categories
+
+
+def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord,
+        ranks: Ranks = SINGLE) -> list[Path] | None:
     """Run every category; return the per-category prediction files (in the cache)."""
     import torch
 
@@ -211,6 +216,15 @@ def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -
     workers = _workers(options)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else None
     try:
+        if ranks.active:
+            # Each rank finishes its share of the categories into the cache; rank 0 then
+            # collects all of them below (read back, or computed if a share went missing).
+            for category in ranks.share(dataset.categories):
+                _run_category(spec, setup, dataset, category, options, settings,
+                              scan_config, extractor, pool, record)
+            ranks.barrier()
+            if not ranks.is_main:
+                return None
         for category in dataset.categories:
             files.append(_run_category(spec, setup, dataset, category, options, settings,
                                        scan_config, extractor, pool, record))
