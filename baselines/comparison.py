@@ -102,8 +102,8 @@ def compare(spec: BaselineSpec, board_id: str, entry: str, evaluation: dict | No
             tolerance = max(floor(spec.benchmark, metric), half_width)
             # Compared at the precision the papers print (1e-9 absorbs float noise).
             within = abs(difference) <= tolerance + 1e-9
-        rows.append(Comparison(spec.name, spec.benchmark, board_id, entry, metric, ours, value, where,
-                               difference, tolerance, within, note))
+        rows.append(Comparison(spec.name, spec.benchmark, board_id, entry, metric, ours, value,
+                               where, difference, tolerance, within, note))
     return rows
 
 

@@ -102,7 +102,8 @@ def is_complete(entry: Path) -> bool:
 
 
 def run_all(jobs: list[Job], template: RunOptions, report: Path,
-            run_flags: list[tuple[str, list[str]]], ranks: Ranks) -> tuple[list[Comparison], list[str]]:
+            run_flags: list[tuple[str, list[str]]], ranks: Ranks
+            ) -> tuple[list[Comparison], list[str]]:
     """Run, evaluate and compare every job; returns the table rows and the failures."""
     from baselines.runner import run_baseline
 

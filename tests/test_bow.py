@@ -1,6 +1,6 @@
-"""FORB's BoW baselines (baselines.forb.rootsift, baselines.forb.ransac, baselines.forb.bow): each published
-rule on hand-made inputs, the resumable memory-mapped descriptor store, and both baselines end
-to end on a generated FORB-shaped dataset, scored by the project's evaluator."""
+"""FORB's BoW baselines (baselines.forb.rootsift, baselines.forb.ransac, baselines.forb.bow):
+each published rule on hand-made inputs, the resumable memory-mapped descriptor store, and both
+baselines end to end on a generated FORB-shaped dataset, scored by the project's evaluator."""
 
 from __future__ import annotations
 

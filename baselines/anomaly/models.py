@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from baselines.errors import BaselineUsageError
 from baselines.forb.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
