@@ -127,6 +127,10 @@ def run_all(jobs: list[Job], template: RunOptions, report: Path,
                 run_baseline(job.spec.name, options, argv=_run_argv(job, run_flags),
                              ranks=ranks)
             except (BaselineDataError, BaselineUsageError) as exc:
+                if ranks.active:
+                    # The other processes are at a barrier of this run: end them all (the
+                    # message names the problem; the same command resumes once it is fixed).
+                    raise
                 failure = f"run failed: {exc}"
         if not ranks.is_main:
             continue

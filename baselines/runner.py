@@ -8,6 +8,7 @@ about it and how a family's output becomes prediction files; the families only c
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +82,17 @@ def run_baseline(name: str, options: RunOptions, argv: list[str] | None = None,
     kind = DATASETS[spec.benchmark]
     data = kind.open(options, spec)
     options.device = distributed.start(ranks, devices.resolve(options.device))
+    family = importlib.import_module(f"baselines.{spec.family}")
+    splits = getattr(family, "SPLITS_WORK", False)
+    if ranks.active and splits and options.workers is None:
+        # Each process loads its data with its share of the CPU cores.
+        options.workers = min(16, max(1, (os.cpu_count() or 2) // ranks.world_size - 1))
     command = "leaderboard " + shlex.join(argv) if argv else f"leaderboard baseline run {name}"
     record = RunRecord(baseline=name, command=command, settings=options.as_settings(spec.benchmark),
                        data=kind.describe(data), device=devices.describe(options.device))
     record.weights = {"kind": "none", "id": spec.weights}  # neural families replace it
     record.device["processes"] = ranks.world_size
-    family = importlib.import_module(f"baselines.{spec.family}")
-    if getattr(family, "SPLITS_WORK", False):
+    if splits:
         output = family.run(spec, data, options, record, ranks=ranks)
     else:
         # Work that does not split runs on rank 0; the others wait for it.

@@ -159,3 +159,23 @@ def test_order_keeps_runs_that_share_a_cache_together(datasets, tmp_path):
                                              "mvtec3d-rgb-fpfh-patchcore")]
     assert max(preprocessed) - min(preprocessed) == 2
     assert jobs[0].entry == tmp_path / "forb" / "forb-clip-vit-l14-336"
+
+
+def test_a_failed_run_is_reported_and_the_others_go_on(datasets, tmp_path, capsys):
+    forb = tmp_path / "FORB"
+    subprocess.run(["cp", "-r", str(datasets["forb"]), str(forb)], check=True)
+    victim = (forb / "metadata" / "all_database_images.txt").read_text().split()[1]
+    (forb / victim).write_bytes(b"not a jpeg")
+    out, report = tmp_path / "submissions", tmp_path / "report"
+    code = cli(["baseline", "run-all", "--forb", str(forb), "--mvtec3d",
+                str(datasets["mvtec3d-ad"]), "--out", str(out), "--report", str(report),
+                "--baselines", "forb-dino-vit-s8,mvtec3d-fpfh-patchcore", *SMALL_RUNS])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "error: forb-dino-vit-s8 on forb: run failed:" in err and victim in err
+    assert "Traceback" not in err
+    assert is_complete(out / "mvtec3d-ad" / "mvtec3d-fpfh-patchcore")
+    rows = json.loads((report / "comparison.json").read_text())
+    failed = [r for r in rows if r["baseline"] == "forb-dino-vit-s8"]
+    assert failed and all(r["note"].startswith("run failed") and r["ours"] is None
+                          for r in failed)
