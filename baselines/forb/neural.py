@@ -19,10 +19,10 @@ from baselines.feature_cache import ChunkedArrays
 from baselines.forb.data import ForbImages, list_digest, read_image
 from baselines.forb.models import EMBEDDERS, Embedder, build_embedder, normaliser
 from baselines.forb.multiscale import DATABASE_SCALES, QUERY_SCALES, scaled_crop
+from baselines.forb.search import exact_top_k
 from baselines.options import RunOptions
 from baselines.progress import progress_bar
 from baselines.run_record import RunRecord
-from baselines.forb.search import exact_top_k
 from evaluator.forb.writers import RankedLists
 
 DEFAULT_BATCH = {"cuda": 32, "cpu": 4}
