@@ -1,4 +1,4 @@
-"""`leaderboard baseline list|run`: the bundled baselines behind one command.
+"""`leaderboard baseline list|run|run-all`: the bundled baselines behind one command.
 
 Importing this module imports neither torch nor OpenCV, so the evaluator's CLI stays light;
 they are imported when a baseline runs.
@@ -38,6 +38,21 @@ itself is never modified.
 only, and the entry says so loudly (the submission pipeline refuses it).
 """
 
+RUN_ALL_EPILOG = """\
+examples:
+  leaderboard baseline run-all --forb /data/FORB --mvtec3d /data/mvtec_3d_anomaly_detection \\
+      --eyecandies /data/Eyecandies --out submissions/
+  torchrun --nproc-per-node 4 -m evaluator.cli baseline run-all --forb /data/FORB \\
+      --out submissions/
+
+Runs every bundled baseline of the datasets given into <out>/<benchmark>/<baseline>, one cache
+for all (<out>/.baseline-cache), evaluates each entry with the dataset's labels (no records/
+are written into the entries) and writes the table of scores against the published rows to
+baseline-report/comparison.md and .json. Run the same command again after a kill: finished
+entries are kept, a run in progress resumes from the cache. The run options below apply to
+every run where they make sense.
+"""
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("baseline", help="list or run the bundled baselines",
@@ -65,6 +80,37 @@ def add_parser(sub) -> None:
                    help="entry folder to write (metadata.json, predictions, run.json)")
     p.add_argument("--board", help="board (default: the baseline's first; FORB baselines "
                    "also run on forb-subset)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("run-all", help="run every baseline for the datasets given, "
+                            "evaluate each entry and compare it with its published row",
+                            description="Run every bundled baseline of the datasets given "
+                                        "(in an order that shares cached work), evaluate each "
+                                        "entry with the dataset's labels, and print and write "
+                                        "a table of each entry's scores against the published "
+                                        "row it reproduces.",
+                            epilog=RUN_ALL_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--forb", type=Path, metavar="ROOT", help="FORB root (metadata/ and the "
+                   "image folders); runs every FORB baseline on forb, and on forb-subset "
+                   "where ROOT/metadata/FORB_subset exists")
+    p.add_argument("--mvtec3d", type=Path, metavar="ROOT", help="MVTec 3D-AD root")
+    p.add_argument("--eyecandies", type=Path, metavar="ROOT", help="Eyecandies root")
+    p.add_argument("--out", type=Path, required=True, metavar="SUBMISSIONS",
+                   help="where entries go: <SUBMISSIONS>/<benchmark>/<baseline>[-subset]")
+    p.add_argument("--baselines", type=_names, metavar="A,B",
+                   help="only these baselines (default: all of the datasets given)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="scores and the comparison table (comparison.md, comparison.json; "
+                        "default: baseline-report/ beside --out)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_run_all)
+
+
+def add_run_options(p) -> None:
+    """The options of `run` that `run-all` passes on to every run."""
+    first = len(p._actions)
     p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda "
                    "when torch sees a GPU, else cpu)")
     p.add_argument("--weights", default="published", metavar="published|random|PATH",
@@ -119,7 +165,8 @@ def add_parser(sub) -> None:
     anomaly.add_argument("--seed", type=int, default=0,
                          help="seed of the coreset's random projection (default 0; the "
                               "published code left it unseeded)")
-    p.set_defaults(func=cmd_run)
+    # run-all records, in each entry, the `baseline run` flags that differ from these.
+    p.set_defaults(run_option_defaults={a.dest: a.default for a in p._actions[first:]})
 
 
 def _positive(text: str) -> int:
@@ -174,10 +221,9 @@ def _reproduces(spec) -> str:
     return f"\"{spec.published_label}\", {', '.join(tables)} ({headline}: {shown})"
 
 
-def cmd_run(args) -> int:
-    spec = get_baseline(args.name)
-    options = RunOptions(
-        data=args.data, out=args.out, board=args.board, device=args.device,
+def options_from(args, data: Path | None, out: Path | None, board: str | None) -> RunOptions:
+    return RunOptions(
+        data=data, out=out, board=board, device=args.device,
         weights=args.weights, batch_size=args.batch_size, workers=args.workers,
         top_k=args.top_k, precision=args.precision, cache=args.cache,
         chunk_images=args.chunk_images,
@@ -186,25 +232,100 @@ def cmd_run(args) -> int:
         max_train_samples=args.max_train_samples, eyecandies_light=args.eyecandies_light,
         eyecandies_background=args.eyecandies_background,
         coreset_fraction=args.coreset_fraction, seed=args.seed)
-    try:
-        from baselines.runner import run_baseline
 
-        out = run_baseline(spec.name, options, argv=getattr(args, "argv", None))
-    except ModuleNotFoundError as exc:
-        print(f"error: {spec.name} needs the '{exc.name}' package: {INSTALL_HINT}",
-              file=sys.stderr)
-        return EXIT_USAGE
-    except BaselineDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
-    except BaselineUsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume from the cache",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+def cmd_run(args) -> int:
+    spec = get_baseline(args.name)
+    options = options_from(args, args.data, args.out, args.board)
+    code, out = _guarded(spec.name, lambda: _run(spec.name, options, args))
+    if code != EXIT_OK or out is None:  # out is None on torchrun's ranks other than 0
+        return code
     print(f"wrote {out}")
     labels = Path(args.data) / "metadata" if spec.benchmark == "forb" else Path(args.data)
     print(f"score it with: leaderboard evaluate --entry {out} --labels {labels}")
     return EXIT_OK
+
+
+def _run(name: str, options: RunOptions, args):
+    from baselines.runner import run_baseline
+
+    return run_baseline(name, options, argv=getattr(args, "argv", None))
+
+
+def cmd_run_all(args) -> int:
+    from baselines.run_all import DATASET_OPTIONS
+
+    roots = {benchmark: getattr(args, option.lstrip("-"))
+             for benchmark, option in DATASET_OPTIONS.items()
+             if getattr(args, option.lstrip("-")) is not None}
+    if not roots:
+        print("error: give at least one dataset: --forb, --mvtec3d or --eyecandies",
+              file=sys.stderr)
+        return EXIT_USAGE
+    template = options_from(args, None, None, None)
+    template.cache = args.cache or args.out / ".baseline-cache"
+    report = args.report or args.out.resolve().parent / "baseline-report"
+    code, result = _guarded("run-all", lambda: _run_all(roots, template, report, args))
+    if code != EXIT_OK or result is None:
+        return code
+    return EXIT_DATA if result else EXIT_OK
+
+
+def _run_all(roots, template: RunOptions, report: Path, args):
+    """The failures (empty: every run and evaluation succeeded); None on ranks other than 0."""
+    from baselines import distributed
+    from baselines.run_all import finish, plan, run_all
+
+    jobs, skipped = plan(roots, args.out, args.baselines)
+    ranks = distributed.from_environment()
+    for reason in skipped:
+        if ranks.is_main:
+            print(f"skipped {reason}")
+    rows, failures = run_all(jobs, template, report, _run_flags(args), ranks)
+    if not ranks.is_main:
+        return None
+    finish(rows, report)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return failures
+
+
+def _run_flags(args) -> list[tuple[str, list[str]]]:
+    """The run options given to run-all that differ from their defaults, as (option name,
+    `baseline run` flag tokens): each entry records the run command that makes it."""
+    flags = []
+    for dest, default in args.run_option_defaults.items():
+        value = getattr(args, dest)
+        if value == default or dest == "cache":
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append((dest, [flag if value else "--no-" + flag[2:]]))
+        else:
+            flags.append((dest, [flag, ",".join(value) if isinstance(value, list)
+                                 else str(value)]))
+    return flags
+
+
+def _guarded(name: str, work):
+    """(exit code, result): errors become one line on stderr, never a traceback."""
+    from baselines import distributed
+
+    try:
+        return EXIT_OK, work()
+    except ModuleNotFoundError as exc:
+        print(f"error: {name} needs the '{exc.name}' package: {INSTALL_HINT}",
+              file=sys.stderr)
+        return EXIT_USAGE, None
+    except BaselineDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA, None
+    except BaselineUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE, None
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume from the cache",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED, None
+    finally:
+        distributed.stop()

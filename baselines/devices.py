@@ -39,7 +39,8 @@ def describe(device: str) -> dict:
 def hardware_text(info: dict) -> str:
     """One line for the entry's metadata, e.g. '1x NVIDIA H100 80GB HBM3 (CUDA 12.4)'."""
     if "gpu" in info:
-        return f"1x {info['gpu']} (CUDA {info['cuda']}), {info['cpu_count']} CPU cores"
+        gpus = info.get("processes", 1)  # torchrun: one GPU per process
+        return f"{gpus}x {info['gpu']} (CUDA {info['cuda']}), {info['cpu_count']} CPU cores"
     return f"CPU only: {info['cpu']} ({info['cpu_count']} cores)"
 
 

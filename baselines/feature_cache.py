@@ -68,6 +68,7 @@ def claim_cache_folder(folder: Path, inputs: dict) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # The process id in the temporary name: torchrun's ranks may write the same file at once.
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

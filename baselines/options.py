@@ -35,7 +35,7 @@ class RunOptions:
     blur: str = "published"                # "published" (8-bit PIL) or "float"
     max_train_samples: int | None = None   # None: the baseline's published default
     eyecandies_light: str = "image_4"      # M3DM's code read image_4 (left spotlight)
-    eyecandies_background: str = "published"   # or "zero" (see baselines.eyecandies_cloud)
+    eyecandies_background: str = "published"   # or "zero" (see baselines.anomaly.eyecandies_cloud)
     coreset_fraction: float = 0.1
     seed: int = 0                          # the random projection's seed
 

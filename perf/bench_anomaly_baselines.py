@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.anomaly_data import load_mvtec3d, read_scan
-from baselines.anomaly_models import EXTRACTORS, RgbPatchFeatures, resize_rgb
-from baselines.fpfh import fpfh_patches
-from baselines.patchcore import BLURS, MemoryBank, greedy_coreset, random_projection, \
+from baselines.anomaly.data import load_mvtec3d, read_scan
+from baselines.anomaly.models import EXTRACTORS, RgbPatchFeatures, resize_rgb
+from baselines.anomaly.fpfh import fpfh_patches
+from baselines.anomaly.patchcore import BLURS, MemoryBank, greedy_coreset, random_projection, \
     upsample_map
-from baselines.pointcloud import preprocess, resize_organised
-from baselines.synthetic_anomaly import make_mvtec3d_dataset
+from baselines.anomaly.pointcloud import preprocess, resize_organised
+from baselines.anomaly.synthetic import make_mvtec3d_dataset
 
 PATCHES = 784
 MVTEC_TEST, MVTEC_TRAIN = 1_197, 2_656

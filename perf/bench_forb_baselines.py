@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from baselines import devices
-from baselines.forb_data import load_forb
-from baselines.forb_models import EMBEDDERS, build_embedder, normaliser
-from baselines.forb_neural import embed_list
-from baselines.multiscale import DATABASE_SCALES
+from baselines.forb.data import load_forb
+from baselines.forb.models import EMBEDDERS, build_embedder, normaliser
+from baselines.forb.neural import embed_list
+from baselines.forb.multiscale import DATABASE_SCALES
 from baselines.options import RunOptions
 from baselines.run_record import RunRecord
-from baselines.search import exact_top_k
-from baselines.synthetic_forb import make_forb_dataset
+from baselines.forb.search import exact_top_k
+from baselines.forb.synthetic import make_forb_dataset
 
 N_DATABASE, N_OODS, N_QUERIES = 54_435, 49_850, 13_901
 

@@ -1,7 +1,8 @@
 """The bundled anomaly-detection baselines end to end, on generated MVTec 3D-AD and
 Eyecandies datasets in their exact layouts: no weights, data or GPU needed. The building
 blocks (coreset, nearest neighbours, reweighting, blur, preprocessing, FPFH) are tested in
-test_patchcore.py and test_pointcloud.py."""
+test_patchcore.py and test_pointcloud.py. Each full RGB architecture runs once on one image;
+the pipelines run with ``--weights random-tiny`` (the same families, one narrow block)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -23,9 +23,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the baselines extra is not installed")
 pytest.importorskip("open3d", reason="the baselines extra is not installed")
 
-from baselines.anomaly_patchcore import unpad_map  # noqa: E402
+from baselines.anomaly.pipeline import unpad_map  # noqa: E402
 from baselines.catalogue import BASELINES, published_mean  # noqa: E402
-from baselines.synthetic_anomaly import (  # noqa: E402
+from baselines.anomaly.synthetic import (  # noqa: E402
     make_eyecandies_dataset,
     make_mvtec3d_dataset,
 )
@@ -113,7 +113,7 @@ def test_fpfh_patchcore_finds_dents_and_bumps(geometric, tmp_path, capsys):
 
 def test_preprocessing_removes_the_background_plane(geometric, tmp_path):
     """The cached, preprocessed scans keep the object and lose the plane around it."""
-    from baselines.anomaly_data import read_xyz_tiff
+    from baselines.anomaly.data import read_xyz_tiff
 
     cache = tmp_path / "cache"
     assert run("mvtec3d-fpfh-patchcore", geometric.root, tmp_path / "entry", "--cache",
@@ -134,18 +134,31 @@ def test_preprocessing_removes_the_background_plane(geometric, tmp_path):
     # Another baseline beside it reuses the preprocessed scans instead of redoing them.
     stamps = {p: p.stat().st_mtime_ns for p in cache.glob("preprocessed-*/*.npz")}
     assert run("mvtec3d-rgb-fpfh-patchcore", geometric.root, tmp_path / "entry2", "--cache",
-               str(cache), "--categories", "bagel", "--weights", "random") == 0
+               str(cache), "--categories", "bagel", "--weights", "random-tiny") == 0
     assert {p: p.stat().st_mtime_ns for p in cache.glob("preprocessed-*/*.npz")} == stamps
 
 
 # Every baseline runs and writes an entry the evaluator scores ---------------------------------
+
+@pytest.mark.parametrize("key", ["wrn50", "dino_vitb8"])
+def test_full_rgb_architecture_gives_28_by_28_patches(key):
+    """The published architecture (random weights) on one 224 x 224 image."""
+    from baselines.anomaly.models import EXTRACTORS, RgbPatchFeatures
+
+    extractor = EXTRACTORS[key]
+    features = RgbPatchFeatures(extractor, "random", "cpu")
+    assert "tiny" not in features.weights["id"]
+    image = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    patches = features(image)
+    assert patches.shape == (1, 28 * 28, extractor.dim) and np.isfinite(patches).all()
+
 
 @pytest.mark.parametrize("name", [s.name for s in ANOMALY])
 def test_every_anomaly_baseline_writes_an_entry_that_scores(name, tiny_mvtec, tiny_eyecandies,
                                                            tmp_path):
     dataset = tiny_mvtec if name.startswith("mvtec3d") else tiny_eyecandies
     entry = tmp_path / name
-    weights = ["--weights", "random"] if BASELINES[name].weights != "none" else []
+    weights = ["--weights", "random-tiny"] if BASELINES[name].weights != "none" else []
     assert run(name, dataset.root, entry, *weights) == 0
     metadata = json.loads((entry / "metadata.json").read_text())
     assert "SMOKE TEST, NOT A RESULT" in metadata["method"]
@@ -187,26 +200,38 @@ def test_run_record_says_which_published_quirks_were_kept(tiny_eyecandies, tmp_p
 
 # Resuming ---------------------------------------------------------------------------------
 
+# Runs the CLI in a process that SIGKILLs itself once the first category's predictions are
+# stored: a kill at a known point, however fast the run.
+KILLED_AFTER_FIRST_CATEGORY = """
+import os, signal, sys
+from baselines.anomaly import pipeline
+write = pipeline.atomic_write
+def write_then_die(path, data):
+    write(path, data)
+    if path.name.endswith(".ndjson.gz"):
+        os.kill(os.getpid(), signal.SIGKILL)
+pipeline.atomic_write = write_then_die
+from evaluator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_killed_run_resumes_to_identical_predictions(tiny_mvtec, tmp_path):
     """SIGKILL a run once its first category is finished; the rerun reuses that category and
     writes the same bytes as an uninterrupted run."""
-    base = [sys.executable, "-m", "evaluator.cli", "baseline", "run", "mvtec3d-fpfh-patchcore",
-            "--data", str(tiny_mvtec.root), "--device", "cpu", "--workers", "0"]
+    args = ["baseline", "run", "mvtec3d-fpfh-patchcore", "--data", str(tiny_mvtec.root),
+            "--device", "cpu", "--workers", "0"]
     cache, entry = tmp_path / "cache", tmp_path / "resumed"
-    process = subprocess.Popen(base + ["--out", str(entry), "--cache", str(cache)], cwd=ROOT,
-                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(cache.glob("mvtec3d-fpfh-patchcore-*/bagel.ndjson.gz")) \
-            and time.monotonic() < deadline:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not list(cache.glob("*/tire.ndjson.gz")), "the run ended before the kill"
-    subprocess.run(base + ["--out", str(entry), "--cache", str(cache)], cwd=ROOT, env=ENV,
-                   check=True, capture_output=True)
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_FIRST_CATEGORY, *args,
+                             "--out", str(entry), "--cache", str(cache)], cwd=ROOT, env=ENV,
+                            capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert list(cache.glob("mvtec3d-fpfh-patchcore-*/bagel.ndjson.gz"))
+    assert not list(cache.glob("*/tire.ndjson.gz"))
+    # The rerun and an uninterrupted run need no kill: in this process, which is quicker.
+    assert cli(args + ["--out", str(entry), "--cache", str(cache)]) == 0
     fresh = tmp_path / "fresh"
-    subprocess.run(base + ["--out", str(fresh), "--cache", str(tmp_path / "fresh-cache")],
-                   cwd=ROOT, env=ENV, check=True, capture_output=True)
+    assert cli(args + ["--out", str(fresh), "--cache", str(tmp_path / "fresh-cache")]) == 0
     for category in tiny_mvtec.categories:
         name = f"predictions-{category}.ndjson.gz"
         assert (entry / name).read_bytes() == (fresh / name).read_bytes()

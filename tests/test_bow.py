@@ -1,6 +1,6 @@
-"""FORB's BoW baselines (baselines.rootsift, baselines.ransac, baselines.bow): each published
-rule on hand-made inputs, the resumable memory-mapped descriptor store, and both baselines end
-to end on a generated FORB-shaped dataset, scored by the project's evaluator."""
+"""FORB's BoW baselines (baselines.forb.rootsift, baselines.forb.ransac, baselines.forb.bow):
+each published rule on hand-made inputs, the resumable memory-mapped descriptor store, and both
+baselines end to end on a generated FORB-shaped dataset, scored by the project's evaluator."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 faiss = pytest.importorskip("faiss")
 
-from baselines import bow  # noqa: E402
+from baselines.forb import bow  # noqa: E402
 from baselines.errors import BaselineDataError, BaselineUsageError  # noqa: E402
-from baselines.forb_data import load_forb  # noqa: E402
+from baselines.forb.data import load_forb  # noqa: E402
 from baselines.options import RunOptions  # noqa: E402
-from baselines.ransac import (  # noqa: E402
+from baselines.forb.ransac import (  # noqa: E402
     homography_is_plausible, mutual_ratio_matches, projection_covers_enough, verify_pair)
-from baselines.rootsift import (  # noqa: E402
+from baselines.forb.rootsift import (  # noqa: E402
     FeatureStore, extract, extract_features, load_resized, resized_shape, rootsift)
 from baselines.run_record import RunRecord  # noqa: E402
-from baselines.synthetic_forb import make_forb_dataset  # noqa: E402
+from baselines.forb.synthetic import make_forb_dataset  # noqa: E402
 
 K_WORDS = 1024  # the generated codebook images hold ~35k descriptors: >= 10 per word
 
@@ -97,7 +97,7 @@ def test_unreadable_or_missing_images_name_the_file(tmp_path):
 
 
 def test_one_descriptor_counts_as_no_features(tmp_path, monkeypatch):
-    from baselines import rootsift as module
+    from baselines.forb import rootsift as module
 
     class OneKeypoint:
         def detectAndCompute(self, grey, mask):

@@ -1,6 +1,10 @@
 """The FORB neural baselines, end to end on generated FORB-shaped data with random weights
 (no weights or images can be downloaded here), plus their building blocks against torchvision
-and brute force."""
+and brute force.
+
+Each full architecture runs once, on one image at one scale (its smallest valid input); the
+pipeline (every stage, the run record, resuming) runs with ``--weights random-tiny``, the same
+model family with one narrow block, so it takes seconds instead of minutes."""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +23,14 @@ torch = pytest.importorskip("torch", reason="the baselines extra is not installe
 from PIL import Image  # noqa: E402
 
 from baselines.catalogue import BASELINES, published_rows  # noqa: E402
-from baselines.multiscale import (  # noqa: E402
+from baselines.forb.multiscale import (  # noqa: E402
     DATABASE_SCALES,
     QUERY_SCALES,
     crop_sizes,
     scaled_crop,
 )
-from baselines.search import exact_top_k  # noqa: E402
-from baselines.synthetic_forb import make_forb_dataset  # noqa: E402
+from baselines.forb.search import exact_top_k  # noqa: E402
+from baselines.forb.synthetic import make_forb_dataset  # noqa: E402
 from evaluator.cli import main as cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +44,6 @@ def tiny_forb(tmp_path_factory):
     four database images: the smallest FORB that still tests retrieval."""
     return make_forb_dataset(tmp_path_factory.mktemp("forb") / "FORB",
                              queries_per_type={"animated_cards": 1, "logos": 1}, distractors=1)
-
-
-@pytest.fixture(scope="module")
-def tinier_forb(tmp_path_factory):
-    """One query, an exact copy of one of three database images: for the ViT-L models, whose
-    random-weight forwards take seconds each on a CPU."""
-    return make_forb_dataset(tmp_path_factory.mktemp("forb") / "FORB",
-                             queries_per_type={"animated_cards": 1}, distractors=2,
-                             two_answer_queries=0)
 
 
 def read_predictions(entry: Path) -> dict:
@@ -119,12 +113,31 @@ def test_list_names_every_baseline_and_its_published_row(capsys):
 # End to end -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NEURAL)
-def test_neural_baseline_runs_validates_and_scores(name, tiny_forb, tinier_forb, tmp_path,
-                                                   capsys):
-    data = tiny_forb if name == "forb-dino-vit-s8" else tinier_forb
+def test_full_architecture_embeds_one_image(name, tiny_forb):
+    """The published architecture (random weights) at its input size: one image, one scale,
+    through the crops, normalisation and forward the pipeline uses."""
+    from baselines.forb.data import load_forb
+    from baselines.forb.models import EMBEDDERS, build_embedder, normaliser
+    from baselines.forb.neural import MultiScaleCrops
+
+    embedder = EMBEDDERS[name]
+    images = load_forb(tiny_forb.root, "forb")
+    forward, model, record = build_embedder(embedder, "random")
+    assert record["kind"] == "random" and "tiny" not in record["id"]
+    _, crops, error = MultiScaleCrops(images, images.query_paths, [0], embedder, (1.0,))[0]
+    assert error == "" and crops.shape == (1, embedder.crop, embedder.crop, 3)
+    with torch.inference_mode():
+        out = forward(normaliser(embedder, "cpu")(torch.from_numpy(crops)))
+    assert tuple(out.shape) == (1, embedder.dim) and bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_neural_baseline_runs_validates_and_scores(name, tiny_forb, tmp_path, capsys):
+    data = tiny_forb
     entry = tmp_path / name
     code = cli(["baseline", "run", name, "--data", str(data.root), "--out", str(entry),
-                "--weights", "random", "--device", "cpu", "--workers", "1"])
+                "--weights", "random-tiny", "--device", "cpu", "--workers", "1",
+                "--batch-size", "3"])
     assert code == 0, capsys.readouterr().err
     assert {p.name for p in entry.iterdir()} == {"metadata.json", "predictions.ndjson.gz",
                                                  "run.json"}
@@ -140,6 +153,7 @@ def test_neural_baseline_runs_validates_and_scores(name, tiny_forb, tinier_forb,
 
     record = json.loads((entry / "run.json").read_text())
     _check_run_record(record, name, n_database=len(_database(data)))
+    assert "tiny test architecture" in record["weights"]["id"]
 
     labels = str(data.metadata)
     assert cli(["validate", str(entry), "--labels", labels]) == 0
@@ -179,36 +193,46 @@ def _check_run_record(record: dict, name: str, n_database: int) -> None:
     assert record["settings"]["top_k"] == 10 and record["settings"]["precision"] == "fp32"
 
 
+# Runs the CLI in a process that SIGKILLs itself right after it stored its second feature
+# chunk: a kill at a known point, however fast the model.
+KILLED_AFTER_CHUNK_1 = """
+import os, signal, sys
+from baselines.feature_cache import ChunkedArrays
+save = ChunkedArrays.save
+def save_then_die(self, index, array):
+    save(self, index, array)
+    if index == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+ChunkedArrays.save = save_then_die
+from evaluator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_killed_run_resumes_to_identical_predictions(tiny_forb, tmp_path):
-    """SIGKILL a run once its first cache chunk is on disk; the rerun computes only what is
+    """SIGKILL a run once two cache chunks are on disk; the rerun computes only what is
     missing and writes the same bytes as an uninterrupted run."""
     name = "forb-dino-vit-s8"
-    base = [sys.executable, "-m", "evaluator.cli", "baseline", "run", name,
-            "--data", str(tiny_forb.root), "--weights", "random", "--device", "cpu",
-            "--workers", "0", "--chunk-images", "1"]
+    args = ["baseline", "run", name, "--data", str(tiny_forb.root), "--weights", "random-tiny",
+            "--device", "cpu", "--workers", "0", "--chunk-images", "1"]
     env = {**os.environ, "LEADERBOARD_NO_PROGRESS": "1"}
     cache = tmp_path / "cache"
     entry = tmp_path / "resumed"
-    process = subprocess.Popen(base + ["--out", str(entry), "--cache", str(cache)], cwd=ROOT,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(cache.glob("**/chunk-00001.npy")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (entry / "predictions.ndjson.gz").exists(), "the run ended before the kill"
-    done = len(list(cache.glob("**/chunk-*.npy")))
-    assert 2 <= done < len(_database(tiny_forb)) + 2
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_CHUNK_1, *args, "--out",
+                             str(entry), "--cache", str(cache)], cwd=ROOT, env=env,
+                            capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (entry / "predictions.ndjson.gz").exists()
+    assert len(list(cache.glob("**/chunk-*.npy"))) == 2
 
-    subprocess.run(base + ["--out", str(entry), "--cache", str(cache)], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    # The rerun and an uninterrupted run need no kill: in this process, which is quicker.
+    assert cli(args + ["--out", str(entry), "--cache", str(cache)]) == 0
     fresh = tmp_path / "fresh"
-    subprocess.run(base + ["--out", str(fresh), "--cache", str(tmp_path / "fresh-cache")],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    assert cli(args + ["--out", str(fresh), "--cache", str(tmp_path / "fresh-cache")]) == 0
     assert ((entry / "predictions.ndjson.gz").read_bytes()
             == (fresh / "predictions.ndjson.gz").read_bytes())
     stages = {s["name"]: s for s in json.loads((entry / "run.json").read_text())["stages"]}
-    assert stages["features: database (7 scales)"]["items"] < len(_database(tiny_forb))
+    assert stages["features: database (7 scales)"]["items"] == len(_database(tiny_forb)) - 2
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
@@ -222,7 +246,7 @@ def test_bad_image_is_named_without_a_traceback(damage, tiny_forb, tmp_path):
         (root / victim).write_bytes(b"not a jpeg")
     result = subprocess.run(
         [sys.executable, "-m", "evaluator.cli", "baseline", "run", "forb-dino-vit-s8",
-         "--data", str(root), "--out", str(tmp_path / "entry"), "--weights", "random",
+         "--data", str(root), "--out", str(tmp_path / "entry"), "--weights", "random-tiny",
          "--device", "cpu", "--workers", "1"],
         cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "LEADERBOARD_NO_PROGRESS": "1"})
@@ -232,7 +256,7 @@ def test_bad_image_is_named_without_a_traceback(damage, tiny_forb, tmp_path):
 
 
 def test_usage_errors_are_one_line(tiny_forb, tmp_path, capsys):
-    common = ["--data", str(tiny_forb.root), "--device", "cpu", "--weights", "random"]
+    common = ["--data", str(tiny_forb.root), "--device", "cpu", "--weights", "random-tiny"]
     assert cli(["baseline", "run", "forb-dino-vit-s8", "--out", str(tmp_path / "a"),
                 "--top-k", "101", *common]) == 2
     assert cli(["baseline", "run", "forb-dino-vit-s8", "--out", str(tmp_path / "b"),

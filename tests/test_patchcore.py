@@ -1,4 +1,4 @@
-"""The PatchCore memory-bank core (baselines.patchcore): the greedy coreset against a plain
+"""The PatchCore memory-bank core (baselines.anomaly.patchcore): the greedy coreset against a plain
 transcription of greedy k-center, chunked nearest neighbours against torch.cdist, the reweighted
 image score against a transcription of the published formula, both map blurs against their
 definitions, the projection's JL dimension, and the MemoryBank end to end on tiny inputs."""
@@ -19,7 +19,7 @@ from scipy.ndimage import gaussian_filter  # noqa: E402
 from sklearn.random_projection import (  # noqa: E402
     SparseRandomProjection, johnson_lindenstrauss_min_dim)
 
-from baselines import patchcore as pc  # noqa: E402
+from baselines.anomaly import patchcore as pc  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from baselines import eyecandies_cloud as ec
-from baselines import fpfh
-from baselines import pointcloud as pc
+from baselines.anomaly import eyecandies_cloud as ec
+from baselines.anomaly import fpfh
+from baselines.anomaly import pointcloud as pc
 from baselines.errors import BaselineDataError
 
 OBJECT_RADIUS = 20  # pixels

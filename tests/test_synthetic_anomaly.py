@@ -1,4 +1,4 @@
-"""The generated MVTec 3D-AD / Eyecandies datasets (baselines.synthetic_anomaly): the exact
+"""The generated MVTec 3D-AD / Eyecandies datasets (baselines.anomaly.synthetic): the exact
 on-disk layouts, found by the evaluator, with defects where the masks say and a scene that the
 Eyecandies converter's assumptions hold for."""
 
@@ -12,7 +12,7 @@ import tifffile
 import yaml
 from PIL import Image
 
-from baselines.synthetic_anomaly import (
+from baselines.anomaly.synthetic import (
     EYECANDIES_ITEMS,
     MARKER_TEXT,
     SYNTHETIC_MARKER,

@@ -1,4 +1,4 @@
-"""The generated FORB-shaped image datasets (baselines.synthetic_forb): FORB's exact layout, read
+"""The generated FORB-shaped image datasets (baselines.forb.synthetic): FORB's exact layout, read
 by the project's own loaders and evaluator, and pictures on which local features really work."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from baselines.forb_data import load_forb
-from baselines.random_ranking import metadata as random_metadata
-from baselines.random_ranking import rank_randomly
-from baselines.synthetic_forb import make_forb_dataset
+from baselines.forb.data import load_forb
+from baselines.forb.random_ranking import metadata as random_metadata
+from baselines.forb.random_ranking import rank_randomly
+from baselines.forb.synthetic import make_forb_dataset
 from evaluator.cli import main
 from evaluator.forb.labels import load_labels
 from evaluator.forb.task import OBJECT_TYPES, load_task

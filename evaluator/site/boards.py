@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baselines.catalogue import reproducing
 from evaluator.entries import METADATA_FILE, RECORDS_DIR
 from evaluator.published import PublishedResults, load_published
 from evaluator.published.methods import Methods, UnknownMethod, load_methods
 from evaluator.registry import Benchmark, Board, BoardDataError, benchmarks
+from evaluator.reproductions import reproducing
 from evaluator.settings import SettingDimension, dimensions_of, resolve
 from evaluator.site.reported import MergedRow, reported_rows
 from evaluator.validation.parsing import load_json
@@ -267,7 +267,7 @@ def _board_row(merged: MergedRow, board: Board, benchmark: Benchmark,
 
 
 def _reproduction(source_key: str, row, benchmark: str, board: Board) -> dict | None:
-    """How to reproduce a published row with a bundled baseline (baselines/catalogue.py)."""
+    """How to reproduce a published row with a bundled baseline (site/data/baselines.json)."""
     spec = reproducing(source_key, row.method, benchmark, row.setting, row.citation,
                        row.variant)
     if spec is None or board.name not in spec.boards:

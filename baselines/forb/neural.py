@@ -13,15 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from baselines import devices
+from baselines.distributed import SINGLE, Ranks
 from baselines.errors import BaselineDataError, BaselineUsageError
 from baselines.feature_cache import ChunkedArrays
-from baselines.forb_data import ForbImages, list_digest, read_image
-from baselines.forb_models import EMBEDDERS, Embedder, build_embedder, normaliser
-from baselines.multiscale import DATABASE_SCALES, QUERY_SCALES, scaled_crop
+from baselines.forb.data import ForbImages, list_digest, read_image
+from baselines.forb.models import EMBEDDERS, Embedder, build_embedder, normaliser
+from baselines.forb.multiscale import DATABASE_SCALES, QUERY_SCALES, scaled_crop
+from baselines.forb.search import exact_top_k
 from baselines.options import RunOptions
 from baselines.progress import progress_bar
 from baselines.run_record import RunRecord
-from baselines.search import exact_top_k
 from evaluator.forb.writers import RankedLists
 
 DEFAULT_BATCH = {"cuda": 32, "cpu": 4}
@@ -58,8 +59,10 @@ def _pil_resample(name: str) -> int:
 
 def embed_list(images: ForbImages, paths: list[str], scales: tuple[float, ...], label: str,
                embedder: Embedder, forward, weights_digest: str, options: RunOptions,
-               record: RunRecord) -> np.ndarray:
-    """Final (scale-averaged, L2-normalised) embeddings of ``paths``, N x dim float32."""
+               record: RunRecord, ranks: Ranks = SINGLE) -> np.ndarray | None:
+    """Final (scale-averaged, L2-normalised) embeddings of ``paths``, N x dim float32. Under
+    torchrun each rank computes its share of the missing chunks; rank 0 returns them all, the
+    others None."""
     import torch
 
     cache = ChunkedArrays(
@@ -70,6 +73,8 @@ def embed_list(images: ForbImages, paths: list[str], scales: tuple[float, ...], 
          "crop": embedder.crop, "list": label, "precision": _precision(options),
          "device_kind": options.device.split(":")[0]})
     missing = cache.missing()
+    ranks.barrier()  # every rank lists the same missing chunks before any is written
+    missing = ranks.share(missing)
     todo = [i for c in missing for i in range(*cache.bounds(c))]
     with record.stage(f"features: {label} ({len(scales)} scales)", len(todo), "images") as st:
         st.cached = not todo
@@ -77,6 +82,13 @@ def embed_list(images: ForbImages, paths: list[str], scales: tuple[float, ...], 
             images.check_files([paths[i] for i in todo])
             _compute_chunks(MultiScaleCrops(images, paths, todo, embedder, scales), cache,
                             missing, embedder, forward, options, f"{label} features")
+    ranks.barrier()  # every rank's chunks are on disk
+    if not ranks.is_main:
+        return None
+    if cache.missing():
+        raise BaselineDataError(f"{cache.folder}: chunks {cache.missing()} are missing after "
+                                "every process finished: under torchrun, --cache must be a "
+                                "folder all processes share")
     per_scale = torch.from_numpy(cache.load())          # N x S x D, each scale normalised
     mean = per_scale.mean(dim=1)
     return (mean / torch.linalg.vector_norm(mean, dim=1, keepdim=True).clamp_min(1e-12)).numpy()
@@ -89,8 +101,16 @@ def _compute_chunks(dataset: MultiScaleCrops, cache: ChunkedArrays, missing: lis
     device = options.device
     batch = options.batch_size or DEFAULT_BATCH["cuda" if device.startswith("cuda") else "cpu"]
     workers = _workers(options)
+    # Batches never cross a chunk, so a chunk's features are the same bytes whichever process
+    # computes it and whatever else was computed with it (resumed and torchrun runs).
+    batches, position = [], 0
+    for chunk in missing:
+        start, stop = cache.bounds(chunk)
+        batches += [list(range(position + b, position + min(b + batch, stop - start)))
+                    for b in range(0, stop - start, batch)]
+        position += stop - start
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch, shuffle=False, num_workers=workers,
+        dataset, batch_sampler=batches, num_workers=workers,
         pin_memory=device.startswith("cuda"), persistent_workers=False,
         prefetch_factor=4 if workers else None)
     normalise = normaliser(embedder, device)
@@ -139,7 +159,11 @@ def _precision(options: RunOptions) -> str:
     return "fp16" if options.device.startswith("cuda") else "fp32"
 
 
-def run(spec, images: ForbImages, options: RunOptions, record: RunRecord) -> RankedLists:
+SPLITS_WORK = True  # under torchrun, each rank embeds a share of the images
+
+
+def run(spec, images: ForbImages, options: RunOptions, record: RunRecord,
+        ranks: Ranks = SINGLE) -> RankedLists | None:
     import torch
 
     embedder = EMBEDDERS[spec.name]
@@ -152,12 +176,14 @@ def run(spec, images: ForbImages, options: RunOptions, record: RunRecord) -> Ran
     record.settings["precision"] = _precision(options)
     devices.reset_peak(options.device)
     database = embed_list(images, images.database_paths, DATABASE_SCALES, "database",
-                          embedder, forward, weights["state_sha256"], options, record)
+                          embedder, forward, weights["state_sha256"], options, record, ranks)
     queries = embed_list(images, images.query_paths, QUERY_SCALES, "query",
-                         embedder, forward, weights["state_sha256"], options, record)
+                         embedder, forward, weights["state_sha256"], options, record, ranks)
     del model
     if options.device.startswith("cuda"):
         torch.cuda.empty_cache()
+    if not ranks.is_main:
+        return None  # rank 0 searches
     return search_both(queries, database, images, options, record)
 
 

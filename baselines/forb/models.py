@@ -4,7 +4,10 @@ Each ``Embedder`` says how FORB's scripts fed its model (crop size, interpolatio
 normalisation; BASELINES.md A.3) and how to build it with one of three kinds of weights:
 ``published`` (fetched by open_clip/timm from their hubs on the user's machine), a local
 checkpoint ``PATH`` (air-gapped clusters), or ``random`` (the same architecture, randomly
-initialised with a fixed seed, for tests and smoke runs only).
+initialised with a fixed seed, for tests and smoke runs only). ``random-tiny``, which --help
+does not show, is for the test suite only: the same library, input pipeline and output size
+with one narrow block, so tests of the pipeline (batching, caching, resuming, torchrun) take
+seconds; each full architecture is tested once on its own.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_SEED = 0
+TINY_WEIGHTS = "random-tiny"
+# One block 32 wide (timm) or 64 wide (open_clip, whose heads are 64 wide): a stand-in for tests.
+TINY_TIMM = {"depth": 1, "embed_dim": 32, "num_heads": 2}
+TINY_VISION = {"layers": 1, "width": 64}
+TINY_TEXT = {"layers": 1, "width": 64, "heads": 1}
 
 
 @dataclass(frozen=True)
@@ -58,22 +66,21 @@ def build_embedder(embedder: Embedder, weights: str) -> tuple[Callable, object, 
     """(forward function images -> embeddings, the nn.Module, weights record)."""
     import torch
 
-    kind = "random" if weights == "random" else "published" if weights == "published" else "file"
-    if kind == "file" and not Path(weights).is_file():
-        raise BaselineUsageError(f"--weights {weights}: no such checkpoint file (use "
-                                 "published, random or the path of a checkpoint)")
+    kind = weights_kind(weights)
+    tiny = weights == TINY_WEIGHTS
     torch.manual_seed(RANDOM_SEED)  # random weights are the same in every run (resumes)
     if embedder.library == "open_clip":
-        model, forward = _build_open_clip(embedder, kind, weights)
+        model, forward = _build_open_clip(embedder, kind, weights, tiny)
     else:
-        model, forward = _build_timm(embedder, kind, weights)
+        model, forward = _build_timm(embedder, kind, weights, tiny)
     if kind == "random":
         _open_layer_scales(model)
     model.eval()
+    random_id = (f"{embedder.weights_id} (random init, torch seed {RANDOM_SEED}"
+                 + (", tiny test architecture: one narrow block)" if tiny else ")"))
     record = {
         "kind": kind,
-        "id": embedder.weights_id if kind != "random" else f"{embedder.weights_id} (random "
-                                                          f"init, torch seed {RANDOM_SEED})",
+        "id": embedder.weights_id if kind != "random" else random_id,
         "state_sha256": state_digest(model),
     }
     if kind == "file":
@@ -82,11 +89,26 @@ def build_embedder(embedder: Embedder, weights: str) -> tuple[Callable, object, 
     return forward, model, record
 
 
-def _build_open_clip(embedder: Embedder, kind: str, weights: str):
+def weights_kind(weights: str) -> str:
+    """--weights -> "published", "random" (random-tiny too) or "file" (a checkpoint)."""
+    if weights in ("random", TINY_WEIGHTS, "published"):
+        return "published" if weights == "published" else "random"
+    if not Path(weights).is_file():
+        raise BaselineUsageError(f"--weights {weights}: no such checkpoint file (use "
+                                 "published, random or the path of a checkpoint)")
+    return "file"
+
+
+def _build_open_clip(embedder: Embedder, kind: str, weights: str, tiny: bool = False):
     import open_clip
 
     pretrained = {"published": embedder.pretrained, "file": weights, "random": None}[kind]
-    model = open_clip.create_model(embedder.architecture, pretrained=pretrained)
+    overrides = {}
+    if tiny:
+        config = open_clip.get_model_config(embedder.architecture)
+        overrides = {"vision_cfg": {**config["vision_cfg"], **TINY_VISION},
+                     "text_cfg": {**config["text_cfg"], **TINY_TEXT}}
+    model = open_clip.create_model(embedder.architecture, pretrained=pretrained, **overrides)
     # Only the image tower is used; dropping the text tower halves the memory.
     for name in ("transformer", "token_embedding", "ln_final"):
         if hasattr(model, name):
@@ -94,10 +116,10 @@ def _build_open_clip(embedder: Embedder, kind: str, weights: str):
     return model, lambda x: model.encode_image(x)
 
 
-def _build_timm(embedder: Embedder, kind: str, weights: str):
+def _build_timm(embedder: Embedder, kind: str, weights: str, tiny: bool = False):
     import timm
 
-    options: dict = {"num_classes": 0}
+    options: dict = {"num_classes": 0, **(TINY_TIMM if tiny else {})}
     if kind == "file":
         options["pretrained_cfg_overlay"] = {"file": str(weights)}
     model = timm.create_model(embedder.architecture, pretrained=kind != "random", **options)

@@ -3,7 +3,7 @@
 It reads only the public lists (queries and databases), never the ground truth, and is fully
 determined by the metadata and the seed, so anyone can regenerate the committed entry:
 
-    python -m baselines.random_ranking --metadata ../shared/data/forb/metadata \\
+    python -m baselines.forb.random_ranking --metadata ../shared/data/forb/metadata \\
         --out submissions/forb/random-ranking
 
 Five candidates per query are enough: FORB's metrics look at the first five ranks only.
@@ -50,7 +50,7 @@ def metadata(board: str, n_candidates: int, seed: int, date: str) -> dict:
         "description": f"Each query gets {n_candidates} database images drawn uniformly at random "
                        f"(numpy seed {seed}) with random non-increasing scores, in both the full "
                        "and the OOD database. It marks chance level and exercises the whole "
-                       "pipeline; regenerate it with `python -m baselines.random_ranking`.",
+                       "pipeline; regenerate it with `python -m baselines.forb.random_ranking`.",
         "paper_url": None,
         "code_url": None,
         "license": "MIT",

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from baselines import devices
-from baselines.anomaly_data import AnomalyDataset, AnomalySample, read_scan
+from baselines.anomaly.data import AnomalyDataset, AnomalySample, read_scan
+from baselines.distributed import SINGLE, Ranks
 from baselines.errors import BaselineDataError, BaselineUsageError
 from baselines.feature_cache import atomic_write, claim_cache_folder
 from baselines.options import RunOptions
@@ -39,7 +40,7 @@ PREPROCESS_VERSION = 1
 class PatchCoreSetup:
     """What one baseline feeds its memory bank."""
 
-    rgb: str | None                 # RGB extractor (baselines.anomaly_models) or None
+    rgb: str | None                 # RGB extractor (baselines.anomaly.models) or None
     fpfh: bool                      # FPFH point features
     rgb_from_preprocessed: bool     # BTF's preprocessing also blanked and padded the RGB
     normalise_bank: bool            # M3DM's RGB bank: scalar mean / std of the full bank
@@ -92,7 +93,7 @@ class PreparedScan:
 
 
 def prepare_scan(sample: AnomalySample, config: ScanConfig) -> PreparedScan:
-    from baselines.anomaly_models import resize_rgb
+    from baselines.anomaly.models import resize_rgb
 
     rgb, xyz = read_scan(sample, config.eyecandies_background, with_xyz=config.need_xyz)
     frame = None
@@ -103,12 +104,12 @@ def prepare_scan(sample: AnomalySample, config: ScanConfig) -> PreparedScan:
     rgb224 = resize_rgb(rgb)
     fpfh = n_valid = None
     if config.need_xyz:
-        from baselines.pointcloud import resize_organised
+        from baselines.anomaly.pointcloud import resize_organised
 
         xyz224 = resize_organised(xyz, MAP_SIZE)
         n_valid = int(np.all(xyz224 != 0, axis=2).sum())
         if config.fpfh:
-            from baselines.fpfh import fpfh_patches
+            from baselines.anomaly.fpfh import fpfh_patches
 
             fpfh = fpfh_patches(xyz224) if n_valid else np.zeros((GRID * GRID, 33), np.float32)
     return PreparedScan(rgb224, fpfh, frame, n_valid)
@@ -118,7 +119,7 @@ def _preprocessed(sample: AnomalySample, rgb: np.ndarray, xyz: np.ndarray,
                   config: ScanConfig):
     """Plane removal, square padding and largest cluster, read from the cache when a scan was
     done before (the dataset itself is never written)."""
-    from baselines.pointcloud import preprocess
+    from baselines.anomaly.pointcloud import preprocess
 
     source = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                       for p in sample.files)
@@ -162,7 +163,11 @@ def unpad_map(amap: np.ndarray, frame) -> np.ndarray:
 
 # --------------------------------------------------------------------------------- the run
 
-def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -> list[Path]:
+SPLITS_WORK = True  # under torchrun, each rank runs a share of the categories
+
+
+def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord,
+        ranks: Ranks = SINGLE) -> list[Path] | None:
     """Run every category; return the per-category prediction files (in the cache)."""
     import torch
 
@@ -177,7 +182,7 @@ def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -
     extractor = None
     record.weights = {"kind": "none", "id": "none (FPFH has no learned weights)"}
     if setup.rgb:
-        from baselines.anomaly_models import EXTRACTORS, RgbPatchFeatures
+        from baselines.anomaly.models import EXTRACTORS, RgbPatchFeatures
 
         with record.stage("load model"):
             extractor = RgbPatchFeatures(EXTRACTORS[setup.rgb], options.weights, options.device,
@@ -211,6 +216,15 @@ def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord) -
     workers = _workers(options)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else None
     try:
+        if ranks.active:
+            # Each rank finishes its share of the categories into the cache; rank 0 then
+            # collects all of them below (read back, or computed if a share went missing).
+            for category in ranks.share(dataset.categories):
+                _run_category(spec, setup, dataset, category, options, settings,
+                              scan_config, extractor, pool, record)
+            ranks.barrier()
+            if not ranks.is_main:
+                return None
         for category in dataset.categories:
             files.append(_run_category(spec, setup, dataset, category, options, settings,
                                        scan_config, extractor, pool, record))
@@ -283,7 +297,7 @@ def _run_category(spec, setup, dataset, category, options, settings, scan_config
                                     extractor, options, pool, record)
     lines = []
     blur = _blur(options.blur)
-    from baselines.patchcore import upsample_map
+    from baselines.anomaly.patchcore import upsample_map
 
     with record.stage(f"{category}: scoring", len(test), "scans"), \
             progress_bar(len(test), f"{category} scoring", "scan") as bar:
@@ -313,7 +327,7 @@ def _encoded(amap: np.ndarray, sample: AnomalySample) -> dict:
 
 
 def _blur(name: str):
-    from baselines.patchcore import BLURS
+    from baselines.anomaly.patchcore import BLURS
 
     return BLURS[name]
 
@@ -352,7 +366,7 @@ def _patches(samples, label, setup, scan_config, extractor, options, pool, recor
 def _fit_bank(train_patches, category, setup, options, record):
     import torch
 
-    from baselines.patchcore import MemoryBank
+    from baselines.anomaly.patchcore import MemoryBank
 
     bank = MemoryBank(coreset_fraction=options.coreset_fraction, projection_eps=0.9,
                       seed=options.seed, half=options.device.startswith("cuda"),

@@ -3,7 +3,7 @@
 
 Pipeline, with the published settings unless stated:
 
-1. RootSIFT of every database image and every query (``baselines.rootsift``): short side 480,
+1. RootSIFT of every database image and every query (``baselines.forb.rootsift``): short side 480,
    ``SIFT_create(nfeatures=711)``, L1 + square root. The database list is done once; the
    codebook images and the ``oods`` database are rows of it.
 2. Codebook: ``faiss.Kmeans`` on all RootSIFTs of FORB's ``images_for_building_codebook.txt``;
@@ -25,7 +25,7 @@ Pipeline, with the published settings unless stated:
 5. Search: the top ``--top-k`` (published 10) database images by cosine, for the ``all``
    database and separately for its ``oods`` rows; candidates sharing fewer than 2 visual words
    with the query are dropped. Ties are broken by the lower database row.
-6. Re-ranking (``forb-bow-rerank``, ``baselines.ransac``): every remaining candidate is
+6. Re-ranking (``forb-bow-rerank``, ``baselines.forb.ransac``): every remaining candidate is
    verified with mutual-ratio matches of the descriptors in shared words and a RANSAC
    homography; failures are dropped, survivors sorted by inlier count (stable).
 
@@ -63,11 +63,11 @@ from pathlib import Path
 import numpy as np
 
 from baselines.errors import BaselineDataError, BaselineUsageError
-from baselines.forb_data import ForbImages
+from baselines.forb.data import ForbImages
 from baselines.options import RunOptions
 from baselines.progress import progress_bar
-from baselines.ransac import VERIFICATION_SETTINGS, verify_pair
-from baselines.rootsift import (FEATURE_SETTINGS, OPEN_CHUNKS, FeatureStore, default_workers,
+from baselines.forb.ransac import VERIFICATION_SETTINGS, verify_pair
+from baselines.forb.rootsift import (FEATURE_SETTINGS, OPEN_CHUNKS, FeatureStore, default_workers,
                                 extract_features)
 from baselines.run_record import RunRecord
 from evaluator.forb.writers import RankedLists
@@ -288,7 +288,7 @@ class WordStore:
 
     def fill(self, index, desc: str) -> int:
         """Assign the missing chunks; returns the number of images done now."""
-        from baselines.rootsift import rootsift
+        from baselines.forb.rootsift import rootsift
 
         self.folder.mkdir(parents=True, exist_ok=True)
         missing = self.missing()
@@ -476,7 +476,7 @@ def pair_seed(query: int, db_row: int) -> int:
 
 def verify_candidates(query: int, db_rows: list[int], state: dict | None = None) -> list[int]:
     """Inlier count of every candidate (-1 where verification fails)."""
-    from baselines.rootsift import rootsift
+    from baselines.forb.rootsift import rootsift
 
     state = state or _WORKER
     q_store, q_words_store = state["query"], state["query_words"]
@@ -636,7 +636,7 @@ def _size_sample(images: ForbImages, paths: list[str]) -> list[int]:
 def run(spec, images: ForbImages, options: RunOptions, record: RunRecord) -> RankedLists:
     rerank_on = spec.name == "forb-bow-rerank"
     if spec.name not in ("forb-bow", "forb-bow-rerank"):
-        raise BaselineUsageError(f"baselines.bow runs forb-bow and forb-bow-rerank, not "
+        raise BaselineUsageError(f"baselines.forb.bow runs forb-bow and forb-bow-rerank, not "
                                  f"{spec.name}")
     k, k_source = codebook_size(options)
     gpu = kmeans_uses_gpu(options)

@@ -69,7 +69,7 @@ class ForbImages:
 
     @property
     def synthetic(self) -> bool:
-        """Generated test data (baselines.synthetic_forb) rather than FORB's images."""
+        """Generated test data (baselines.forb.synthetic) rather than FORB's images."""
         return (self.root / SYNTHETIC_MARKER).is_file()
 
     def path(self, relative: str) -> Path:

@@ -3,7 +3,7 @@
 MVTec 3D-AD: ``<category>/{train,test}/<defect>/{rgb/<id>.png, xyz/<id>.tiff}`` (train holds
 only ``good``). Eyecandies: ``<Category>/{train,test_public}/data/<id>_<item>``; a sample's
 point cloud is made from its 16-bit depth, ``info_depth.yaml`` and ``pose.txt`` as M3DM did
-(baselines.eyecandies_cloud). Test masks are never opened here: a baseline only needs the
+(baselines.anomaly.eyecandies_cloud). Test masks are never opened here: a baseline only needs the
 images, and the evaluator reads the masks.
 
 Test sample ids are the evaluator's (``<category>/test/<defect>/<id>``,
@@ -57,7 +57,7 @@ class AnomalyDataset:
 
     @property
     def synthetic(self) -> bool:
-        """Generated test data (baselines.synthetic_anomaly) rather than the real dataset."""
+        """Generated test data (baselines.anomaly.synthetic) rather than the real dataset."""
         return (self.root / SYNTHETIC_MARKER).is_file()
 
     @property
@@ -231,7 +231,7 @@ def read_scan(sample: AnomalySample, eyecandies_background: str = "published",
         xyz = read_xyz_tiff(sample.xyz)
         where = sample.xyz
     else:
-        from baselines.eyecandies_cloud import eyecandies_cloud
+        from baselines.anomaly.eyecandies_cloud import eyecandies_cloud
 
         xyz = eyecandies_cloud(sample.depth, sample.info, sample.pose,
                                background=eyecandies_background)

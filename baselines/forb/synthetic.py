@@ -18,7 +18,7 @@ occluded or cropped). Exact-copy queries and two-answer logos queries cover FORB
 Only numpy and PIL are used. Every picture has its own random stream, derived from the seed and
 the object's identity, so the same arguments give byte-identical files.
 
-    python -m baselines.synthetic_forb OUT_DIR [--queries 2] [--distractors 8] [--seed 0]
+    python -m baselines.forb.synthetic OUT_DIR [--queries 2] [--distractors 8] [--seed 0]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from baselines.forb_data import CODEBOOK_LIST, SYNTHETIC_MARKER
+from baselines.forb.data import CODEBOOK_LIST, SYNTHETIC_MARKER
 from evaluator.forb.task import OBJECT_TYPES
 
 # uuid5 names, like FORB's, derived from the seed and the image's role.
@@ -191,7 +191,7 @@ def make_forb_dataset(root: Path, *, queries_per_type: dict[str, int] | int = 2,
                  "image_size": image_size, "seed": seed, "exact_copies": exact_copies,
                  "two_answer_queries": two_answer_queries, "codebook_images": codebook_images}
     (root / SYNTHETIC_MARKER).write_text(
-        "Generated test data, not FORB's images: baselines.synthetic_forb.make_forb_dataset "
+        "Generated test data, not FORB's images: baselines.forb.synthetic.make_forb_dataset "
         f"with {json.dumps(arguments, sort_keys=True)}\n", encoding="utf-8")
     return SyntheticForb(root, metadata, exact_copy_paths, two_answer_paths)
 

@@ -8,7 +8,9 @@
 
 Input: the image squashed to 224 x 224 (PIL bicubic, as torchvision's Resize((224, 224)) does
 on a PIL image) and ImageNet-normalised. Weights: ``published`` (fetched by timm on the user's
-machine), a checkpoint ``PATH``, or ``random`` (seeded; smoke tests only).
+machine), a checkpoint ``PATH``, or ``random`` (seeded; smoke tests only). ``random-tiny``
+(tests only, not in --help): WideResNet with one bottleneck per stage (same channels), or a
+ViT with one narrow block, so pipeline tests take seconds.
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from baselines.errors import BaselineUsageError
-from baselines.forb_models import IMAGENET_MEAN, IMAGENET_STD, file_digest, state_digest
+from baselines.forb.models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TINY_TIMM,
+    TINY_WEIGHTS,
+    file_digest,
+    state_digest,
+    weights_kind,
+)
 
 IMAGE_SIZE = 224
 GRID = 28
@@ -87,22 +96,23 @@ def _build(extractor: PatchExtractor, weights: str):
     import timm
     import torch
 
-    kind = "random" if weights == "random" else "published" if weights == "published" else "file"
-    if kind == "file" and not Path(weights).is_file():
-        raise BaselineUsageError(f"--weights {weights}: no such checkpoint file (use "
-                                 "published, random or the path of a checkpoint)")
+    kind = weights_kind(weights)
+    tiny = weights == TINY_WEIGHTS
     options: dict = {}
     if kind == "file":
         options["pretrained_cfg_overlay"] = {"file": str(weights)}
     if extractor.key == "wrn50":
         options.update(features_only=True, out_indices=(2, 3))
+        if tiny:
+            options.update(layers=(1, 1, 1, 1))
     else:
-        options.update(num_classes=0)
+        options.update(num_classes=0, **(TINY_TIMM if tiny else {}))
     torch.manual_seed(RANDOM_SEED)  # random weights are the same in every run (resumes)
     model = timm.create_model(extractor.timm_name, pretrained=kind != "random", **options)
     record = {"kind": kind,
               "id": f"timm:{extractor.timm_name}" + (
-                  f" (random init, torch seed {RANDOM_SEED})" if kind == "random" else ""),
+                  f" (random init, torch seed {RANDOM_SEED}"
+                  + (", tiny test architecture)" if tiny else ")") if kind == "random" else ""),
               "state_sha256": state_digest(model)}
     if kind == "file":
         record["file"] = str(Path(weights).resolve())
