@@ -1,4 +1,4 @@
-"""`leaderboard baseline list|run`: the bundled baselines behind one command.
+"""`leaderboard baseline list|run|preprocess`: the bundled baselines behind one command.
 
 Importing this module imports neither torch nor OpenCV, so the evaluator's CLI stays light;
 they are imported when a baseline runs.
@@ -121,6 +121,22 @@ def add_parser(sub) -> None:
                               "published code left it unseeded)")
     p.set_defaults(func=cmd_run)
 
+    p = commands.add_parser("preprocess", help="MVTec 3D-AD with the published point-cloud "
+                            "preprocessing, written as a new dataset root",
+                            description="Write MVTEC3D_ROOT's scans with BTF's published "
+                                        "preprocessing applied (border plane removed, padded "
+                                        "to squares, largest DBSCAN cluster kept) into OUT, in "
+                                        "the dataset's own layout; gt and other files are "
+                                        "copied unchanged. The dataset is only read; a killed "
+                                        "run resumes when run again.")
+    p.add_argument("--data", type=Path, required=True, metavar="MVTEC3D_ROOT",
+                   help="MVTec 3D-AD's root folder (holding the category folders)")
+    p.add_argument("--out", type=Path, required=True, metavar="PREPROCESSED_ROOT",
+                   help="new folder to write (outside --data)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="processes (default: every CPU core, at most 16)")
+    p.set_defaults(func=_cmd_preprocess)
+
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -148,6 +164,12 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
     return value
+
+
+def _cmd_preprocess(args) -> int:
+    from baselines.preprocess import cmd_preprocess
+
+    return cmd_preprocess(args)
 
 
 def cmd_list(args) -> int:
