@@ -30,7 +30,7 @@ import numpy as np
 
 from baselines.errors import BaselineDataError, BaselineUsageError
 
-MARKER = "PREPROCESSED.json"
+MARKER = "PREPROCESSED.json"  # anomaly_patchcore refuses a root holding it
 MARKER_VERSION = 1
 SETTINGS = ("BTF/M3DM utils/preprocessing.py: plane fitted to the 10-pixel border "
             "(open3d RANSAC, 0.004, 50 points, 1000 iterations, seed 0) and points within "
@@ -100,6 +100,9 @@ def check_folders(root: Path, out: Path) -> tuple[Path, Path]:
     if out == root or root in out.parents or out in root.parents:
         raise BaselineUsageError(f"--out {out} and --data {root} overlap; the output must be "
                                  "a folder outside the dataset (the dataset is never written)")
+    if (root / MARKER).is_file():
+        raise BaselineUsageError(f"{root} was written by `leaderboard baseline preprocess` "
+                                 "already; give the original dataset root")
     marker = out / MARKER
     if marker.is_file():
         try:

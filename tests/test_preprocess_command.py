@@ -77,6 +77,12 @@ def test_writes_the_dataset_layout_with_the_published_preprocessing(dataset, tmp
     loaded = load_mvtec3d(out)
     assert loaded.categories == load_mvtec3d(dataset.root).categories
 
+    # The baselines take the original root (they preprocess into their cache), not this one.
+    pytest.importorskip("torch", reason="the baselines extra is not installed")
+    assert cli(["baseline", "run", "mvtec3d-fpfh-patchcore", "--data", str(out), "--out",
+                str(tmp_path / "entry"), "--device", "cpu", "--workers", "0"]) == 2
+    assert "already preprocessed" in capsys.readouterr().err
+
     # Run again: nothing to do, nothing rewritten.
     first = outputs(out)
     times = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
@@ -177,3 +183,5 @@ def test_bad_input_gets_one_clear_line(dataset, tmp_path, capsys):
     prep.run(dataset.root, made, workers=1, log=lambda _: None)
     code, err = run(broken, made)
     assert code == 2 and "preprocessed copy of" in err
+    code, err = run(made, tmp_path / "twice")
+    assert code == 2 and "already" in err
