@@ -177,12 +177,12 @@ def _copy(source: Path, target: Path) -> bool:
     return True
 
 
-def _work(scan: Scan) -> tuple[Scan, float | None, str | None]:
-    """One scan in a worker: (scan, CPU seconds, None) or (scan, None, error message)."""
+def _work(scan: Scan) -> tuple[float | None, str | None]:
+    """One scan in a worker: (CPU seconds, None) or (None, error message)."""
     try:
-        return scan, preprocess_scan(scan), None
+        return preprocess_scan(scan), None
     except BaselineDataError as exc:
-        return scan, None, str(exc)
+        return None, str(exc)
 
 
 def _worker_setup() -> None:
@@ -212,7 +212,7 @@ def run(root: Path, out: Path, workers: int | None = None, log=print) -> dict:
         f"file(s) copied, {len(work.copies) - copied} already there")
     start, cpu = time.perf_counter(), []
     with progress_bar(len(todo), "preprocess", "scan") as bar:
-        for scan, seconds, error in _results(todo, workers):
+        for seconds, error in _results(todo, workers):
             if error is not None:
                 raise BaselineDataError(error)
             cpu.append(seconds)
