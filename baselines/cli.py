@@ -125,7 +125,7 @@ def add_parser(sub) -> None:
                             "preprocessing, written as a new dataset root",
                             description="Write MVTEC3D_ROOT's scans with BTF's published "
                                         "preprocessing applied (border plane removed, padded "
-                                        "to squares, largest DBSCAN cluster kept) into OUT, in "
+                                        "to squares, largest DBSCAN cluster kept) into PREPROCESSED_ROOT, in "
                                         "the dataset's own layout; gt and other files are "
                                         "copied unchanged. The dataset is only read; a killed "
                                         "run resumes when run again.")
