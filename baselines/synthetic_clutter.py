@@ -29,16 +29,18 @@ FLAKE_GAP = 0.008        # > eps: the two flakes stay two clusters
 FLAKE_LIFT = 0.1         # metres nearer the sensor than the table: nothing else is near
 
 
-def cluttered_scan(size: int = 800, seed: int = 0, category: str = "bagel",
+def cluttered_scan(size: int | tuple[int, int] = 800, seed: int = 0, category: str = "bagel",
                    debris: int = 14, flying: float = 0.004, outliers: float = 0.002
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(xyz (size, size, 3) float32, rgb (size, size, 3) uint8) of a cluttered scan."""
+    """(xyz (H, W, 3) float32, rgb (H, W, 3) uint8) of a cluttered scan; size is W = H or
+    (H, W)."""
     sample = mvtec3d_sample(category, f"clutter/{seed}", "good", size=size, seed=seed)
     xyz, rgb = sample.xyz.copy(), sample.rgb.copy()
-    rng = np.random.default_rng([seed, size, 20])
-    pitch = MVTEC_SPAN / size
-    inner = slice(MVTEC_BORDER + 2, size - MVTEC_BORDER - 2)
-    rows, cols = np.mgrid[inner, inner]
+    height, width = xyz.shape[:2]
+    rng = np.random.default_rng([seed, height, width, 20])
+    pitch = MVTEC_SPAN / max(height, width)
+    margin = MVTEC_BORDER + 2
+    rows, cols = np.mgrid[margin:height - margin, margin:width - margin]
     rows, cols = rows.ravel(), cols.ravel()
     valid = np.all(xyz[rows, cols] != 0, axis=1)
     rows, cols = rows[valid], cols[valid]
@@ -58,10 +60,9 @@ def cluttered_scan(size: int = 800, seed: int = 0, category: str = "bagel",
     xyz[rows[chosen], cols[chosen]] = rng.uniform(low, high, (int(chosen.sum()), 3))
 
     flakes = _flake_pair(rng, xyz[rows, cols].min(axis=0))
-    r0, c0 = MVTEC_BORDER + 2, MVTEC_BORDER + 2
-    width = max(1, size - 2 * r0)
     places = np.arange(len(flakes))
-    xyz[r0 + places // width, c0 + places % width] = flakes
+    row_length = width - 2 * margin
+    xyz[margin + places // row_length, margin + places % row_length] = flakes
     return xyz, rgb
 
 

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 
 pytest.importorskip("open3d", reason="the baselines extra is not installed")
 
+from baselines import pointcloud as pc  # noqa: E402
 from baselines import preprocess as prep  # noqa: E402
 from baselines.anomaly_data import load_mvtec3d, read_rgb, read_xyz_tiff  # noqa: E402
 from baselines.pointcloud import preprocess  # noqa: E402
 from baselines.synthetic_anomaly import make_mvtec3d_dataset  # noqa: E402
+from baselines.synthetic_clutter import cluttered_scan  # noqa: E402
 from evaluator.cli import main as cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,9 +33,15 @@ ENV = {**os.environ, "LEADERBOARD_NO_PROGRESS": "1"}
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     # 150 x 120: not square, so the padding shows (to 200 x 200).
-    return make_mvtec3d_dataset(tmp_path_factory.mktemp("mvtec") / "mvtec", ("bagel", "tire"),
+    data = make_mvtec3d_dataset(tmp_path_factory.mktemp("mvtec") / "mvtec", ("bagel", "tire"),
                                 size=(150, 120), train=3, validation=1,
                                 test={"good": 1, "crack": 2}, seed=3)
+    # Debris, flying pixels and outliers in the training scans (baselines.synthetic_clutter).
+    for i, tiff in enumerate(sorted(data.root.glob("*/train/good/xyz/*.tiff"))):
+        xyz, rgb = cluttered_scan((150, 120), seed=i, category=tiff.parts[-5])
+        tifffile.imwrite(tiff, xyz, photometric="rgb")
+        Image.fromarray(rgb).save(tiff.parent.parent / "rgb" / (tiff.stem + ".png"))
+    return data
 
 
 def tree_digest(root: Path) -> str:
@@ -43,6 +53,17 @@ def tree_digest(root: Path) -> str:
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def open3d_keep(xyz: np.ndarray) -> np.ndarray:
+    """The pixels the published code keeps, with open3d's own DBSCAN."""
+    flat, _, _ = pc.remove_plane(xyz, None)
+    padded, _ = pc.pad_to_square(flat)
+    valid = pc.valid_mask(padded)
+    labels = pc.dbscan_labels(padded[valid])
+    keep = np.zeros_like(valid)
+    keep[valid] = labels == pc.largest_label(labels)
+    return keep
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -69,6 +90,7 @@ def test_writes_the_dataset_layout_with_the_published_preprocessing(dataset, tmp
         got_xyz = read_xyz_tiff(out / rel)
         assert got_xyz.shape == (200, 200, 3) and got_xyz.dtype == np.float32
         assert np.array_equal(got_xyz, expected.xyz)
+        assert np.array_equal(pc.valid_mask(got_xyz), open3d_keep(read_xyz_tiff(tiff)))
         assert np.array_equal(read_rgb(out / rel.parent.parent / "rgb" / rgb.name),
                               expected.rgb)
     for gt in dataset.root.rglob("gt/*.png"):
