@@ -64,30 +64,20 @@ class Plan:
 
 def plan(root: Path, out: Path) -> Plan:
     """Every ``xyz/*.tiff`` under ``root`` with its ``rgb/*.png``, and every other file."""
-    scans, copies, paired = [], [], set()
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        here = Path(folder)
-        rel = here.relative_to(root)
-        for name in sorted(files):
-            path = here / name
-            if here.name == "xyz" and name.endswith(".tiff"):
-                rgb = here.parent / "rgb" / (name[:-len(".tiff")] + ".png")
-                if not rgb.is_file():
-                    raise BaselineDataError(f"{path}: no RGB image {rgb} beside this scan")
-                out_dir = out / rel.parent
-                scans.append(Scan(path, rgb, out_dir / "xyz" / name, out_dir / "rgb" / rgb.name))
-                paired.add(rgb)
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        here = Path(folder)
-        for name in sorted(files):
-            path = here / name
-            if path not in paired and not (here.name == "xyz" and name.endswith(".tiff")):
-                copies.append((path, out / here.relative_to(root) / name))
+    files = sorted(Path(folder, name) for folder, _, names in os.walk(root) for name in names)
+    scans, paired = [], set()
+    for path in files:
+        if path.parent.name == "xyz" and path.suffix == ".tiff":
+            rgb = path.parent.parent / "rgb" / (path.stem + ".png")
+            if not rgb.is_file():
+                raise BaselineDataError(f"{path}: no RGB image {rgb} beside this scan")
+            target = out / path.parent.parent.relative_to(root)
+            scans.append(Scan(path, rgb, target / "xyz" / path.name, target / "rgb" / rgb.name))
+            paired.update((path, rgb))
     if not scans:
         raise BaselineDataError(f"{root}: no scans found; --data must be MVTec 3D-AD's root "
                                 "(<category>/<split>/<defect>/xyz/<id>.tiff with rgb/<id>.png)")
+    copies = [(path, out / path.relative_to(root)) for path in files if path not in paired]
     return Plan(scans, copies)
 
 
@@ -110,6 +100,8 @@ def check_folders(root: Path, out: Path) -> tuple[Path, Path]:
         except (OSError, ValueError) as exc:
             raise BaselineDataError(f"{marker}: unreadable ({exc}); delete it to start over"
                                     ) from None
+        if not isinstance(stored, dict):
+            stored = {}
         if stored.get("source") != str(root) or stored.get("version") != MARKER_VERSION:
             raise BaselineUsageError(f"{out} holds a preprocessed copy of "
                                      f"{stored.get('source')!r} (version "
