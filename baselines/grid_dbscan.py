@@ -1,4 +1,4 @@
-"""Exact DBSCAN with open3d's ``cluster_dbscan`` labels, tens of times faster on scans.
+"""Exact DBSCAN with open3d's ``cluster_dbscan`` labels, >100x faster on 800 x 800 scans.
 
 What open3d computes (read from its ClusterDBSCAN and KDTreeFlann, then checked against it in
 tests/test_grid_dbscan.py):
@@ -30,13 +30,17 @@ nothing needs those lists:
    below and just above eps (certain either way), and the few undecided ones, and the
    non-core ones, are settled by the exact float64 distance above.
 3. Cubes are joined into clusters where two of their core points are neighbours: first
-   through the cheap hint pairs (on an organised cloud, adjacent pixels), then, only for
-   cubes still in different clusters, by checking every pair of their core points.
+   through the cheap hint pairs (on an organised cloud, adjacent pixels); then, only for
+   nearby cubes still in different clusters, each cube's most central core point is tried
+   against the other's core points; for the cubes still apart after that, every pair of
+   their core points is checked.
 
-The ``dbscan`` package on PyPI (Wang, Gu and Shun 2020) is also exact and grid-based, but it
-assigns border points its own way (by thread timing), tests ``<= eps`` rather than
-open3d's ``< eps``, and is a compiled dependency; matching open3d would still need steps 2
-and 3's border work, so it was not used. This module needs only numpy and scipy.
+The ``dbscan`` package on PyPI (Wang, Gu and Shun, SIGMOD 2020) is exact and grid-based too,
+and faster (0.18 s on an 800 x 800 scan here), but not open3d's DBSCAN: checked against
+open3d 0.20, it counts a point at exactly eps as a neighbour (open3d does not), numbers the
+clusters its own way and gave an ambiguous border point of a random test cloud another
+cluster than open3d. Matching open3d would still need the renumbering and steps 2-3's border
+work, on top of a compiled dependency; this module needs only numpy and scipy.
 """
 
 from __future__ import annotations
