@@ -87,6 +87,8 @@ def check_folders(root: Path, out: Path) -> tuple[Path, Path]:
     if not root.is_dir():
         raise BaselineDataError(f"{root}: no such folder (--data)")
     root, out = root.resolve(), out.resolve()
+    if out.exists() and not out.is_dir():
+        raise BaselineUsageError(f"--out {out} is a file; give a folder")
     if out == root or root in out.parents or out in root.parents:
         raise BaselineUsageError(f"--out {out} and --data {root} overlap; the output must be "
                                  "a folder outside the dataset (the dataset is never written)")
@@ -250,6 +252,10 @@ def cmd_preprocess(args) -> int:
     except BaselineUsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the output disk is full or not writable
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}; run the same command "
+              "again once fixed: finished scans are kept", file=sys.stderr)
+        return 3
     except ModuleNotFoundError as exc:
         print(f"error: preprocessing needs the '{exc.name}' package: pip install -e "
               "'.[baselines]'", file=sys.stderr)

@@ -196,6 +196,13 @@ def test_bad_input_gets_one_clear_line(dataset, tmp_path, capsys):
     code, err = run(broken, tmp_path / "out-broken")
     assert code == 3 and rgb.name in err and "no RGB image" in err
 
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    code, err = run(dataset.root, a_file)
+    assert code == 2 and "is a file" in err
+    code, err = run(dataset.root, a_file / "out")  # cannot be created: one line, no traceback
+    assert code == 3 and "Traceback" not in err and str(a_file) in err
+
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
