@@ -125,10 +125,10 @@ def add_parser(sub) -> None:
                             "preprocessing, written as a new dataset root",
                             description="Write MVTEC3D_ROOT's scans with BTF's published "
                                         "preprocessing applied (border plane removed, padded "
-                                        "to squares, largest DBSCAN cluster kept) into PREPROCESSED_ROOT, in "
-                                        "the dataset's own layout; gt and other files are "
-                                        "copied unchanged. The dataset is only read; a killed "
-                                        "run resumes when run again.")
+                                        "to squares, largest DBSCAN cluster kept) into "
+                                        "PREPROCESSED_ROOT, in the dataset's own layout; gt "
+                                        "and other files are copied unchanged. The dataset is "
+                                        "only read; a killed run resumes when run again.")
     p.add_argument("--data", type=Path, required=True, metavar="MVTEC3D_ROOT",
                    help="MVTec 3D-AD's root folder (holding the category folders)")
     p.add_argument("--out", type=Path, required=True, metavar="PREPROCESSED_ROOT",
