@@ -159,7 +159,8 @@ def _cpu_note(kind: str) -> str:
     # Measured with perf/bench_anomaly_baselines.py on 2 cores; see the README.
     return {"rgb": "slow: WRN-50-2 0.17 s per scan, but the greedy coreset takes about 30 min "
                    "per category on 2 cores",
-            "fpfh": "slow: preprocessing 25 s per scan (DBSCAN) and the coreset dominate",
+            "fpfh": "slow: the greedy coreset dominates (preprocessing 0.3-0.5 s and FPFH 0.2 s "
+                    "per scan)",
             "dino": "slow: ViT-B/8 1 s per scan plus about 30 min of coreset per category on "
                     "2 cores"}[kind]
 

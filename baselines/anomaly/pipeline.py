@@ -34,6 +34,7 @@ from evaluator.anomaly.maps import MapError, encode_map
 MAP_SIZE = 224
 GRID = 28
 PREPROCESS_VERSION = 1
+PREPROCESSED_MARKER = "PREPROCESSED.json"  # baselines.anomaly.preprocess.MARKER
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,11 @@ def run(spec, dataset: AnomalyDataset, options: RunOptions, record: RunRecord,
     preprocess = PREPROCESS_DEFAULT[dataset.benchmark] if options.preprocess is None \
         else options.preprocess
     need_xyz = setup.fpfh or (preprocess and setup.rgb_from_preprocessed)
+    if need_xyz and preprocess and (dataset.root / PREPROCESSED_MARKER).is_file():
+        raise BaselineUsageError(f"{dataset.root} is already preprocessed (`leaderboard "
+                                 "baseline preprocess` wrote it); give the original dataset "
+                                 "root: the baselines preprocess into their cache with the "
+                                 "same code")
     extractor = None
     record.weights = {"kind": "none", "id": "none (FPFH has no learned weights)"}
     if setup.rgb:

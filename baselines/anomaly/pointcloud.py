@@ -11,12 +11,14 @@ The published preprocessing, in its order:
 2. zero-pad to a square whose side is the larger side rounded up to a multiple of 100
    (``pad_to_square``);
 3. DBSCAN (eps 0.006, min_points 30) and keep only the largest cluster
-   (``keep_largest_cluster``).
+   (``keep_largest_cluster``). The labels are open3d's ``cluster_dbscan`` labels, computed by
+   ``baselines.anomaly.grid_dbscan`` (identical, over 100 times faster on 800 x 800 scans).
 
 The published script overwrote the dataset files in place; every function here returns new
 arrays and never writes into its inputs (the caller caches the results on disk).
 ``resize_organised`` is the nearest-neighbour 224x224 resize the loaders apply afterwards.
-open3d is imported only inside the functions that use it, so importing this module is cheap.
+open3d and scipy are imported only inside the functions that use them, so importing this
+module is cheap.
 """
 
 from __future__ import annotations
@@ -139,12 +141,23 @@ def pad_to_square(array: np.ndarray, multiple: int = PAD_MULTIPLE
 
 def dbscan_labels(points: np.ndarray, eps: float = DBSCAN_EPS,
                   min_points: int = DBSCAN_MIN_POINTS) -> np.ndarray:
-    """(N,) int labels from open3d's DBSCAN; -1 is noise."""
+    """(N,) int labels from open3d's DBSCAN; -1 is noise. The published code's call; the
+    preprocessing uses ``baselines.anomaly.grid_dbscan``, which gives the same labels much faster,
+    and tests and perf/ compare the two."""
     import open3d as o3d
 
     cloud = o3d.geometry.PointCloud(
         o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
     return np.asarray(cloud.cluster_dbscan(eps=eps, min_points=min_points), dtype=np.int64)
+
+
+def organised_dbscan_labels(xyz: np.ndarray, valid: np.ndarray, eps: float = DBSCAN_EPS,
+                            min_points: int = DBSCAN_MIN_POINTS) -> np.ndarray:
+    """Labels of ``xyz[valid]`` equal to ``dbscan_labels(xyz[valid])`` (open3d's), computed
+    by ``grid_dbscan`` with adjacent pixels as hints."""
+    from baselines.anomaly.grid_dbscan import grid_dbscan, organised_pairs
+
+    return grid_dbscan(xyz[valid], eps, min_points, organised_pairs(valid)).labels
 
 
 def largest_label(labels: np.ndarray) -> int:
@@ -171,7 +184,7 @@ def keep_largest_cluster(xyz: np.ndarray, rgb: np.ndarray | None, eps: float = D
     valid = valid_mask(xyz)
     if not valid.any():
         return xyz.copy(), None if rgb is None else rgb.copy(), 0
-    labels = dbscan_labels(xyz[valid], eps, min_points)
+    labels = organised_dbscan_labels(xyz, valid, eps, min_points)
     keep = np.zeros_like(valid)
     keep[valid] = labels == largest_label(labels)
     n_clusters = int(labels.max()) + 1  # labels are -1, 0, 1, ..., n-1
