@@ -107,6 +107,22 @@ def add_parser(sub) -> None:
     add_run_options(p)
     p.set_defaults(func=cmd_run_all)
 
+    p = commands.add_parser("preprocess", help="MVTec 3D-AD with the published point-cloud "
+                            "preprocessing, written as a new dataset root",
+                            description="Write MVTEC3D_ROOT's scans with BTF's published "
+                                        "preprocessing applied (border plane removed, padded "
+                                        "to squares, largest DBSCAN cluster kept) into "
+                                        "PREPROCESSED_ROOT, in the dataset's own layout; gt "
+                                        "and other files are copied unchanged. The dataset is "
+                                        "only read; a killed run resumes when run again.")
+    p.add_argument("--data", type=Path, required=True, metavar="MVTEC3D_ROOT",
+                   help="MVTec 3D-AD's root folder (holding the category folders)")
+    p.add_argument("--out", type=Path, required=True, metavar="PREPROCESSED_ROOT",
+                   help="new folder to write (outside --data)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="processes (default: every CPU core, at most 16)")
+    p.set_defaults(func=_cmd_preprocess)
+
 
 def add_run_options(p) -> None:
     """The options of `run` that `run-all` passes on to every run."""
@@ -167,22 +183,6 @@ def add_run_options(p) -> None:
                               "published code left it unseeded)")
     # run-all records, in each entry, the `baseline run` flags that differ from these.
     p.set_defaults(run_option_defaults={a.dest: a.default for a in p._actions[first:]})
-
-    p = commands.add_parser("preprocess", help="MVTec 3D-AD with the published point-cloud "
-                            "preprocessing, written as a new dataset root",
-                            description="Write MVTEC3D_ROOT's scans with BTF's published "
-                                        "preprocessing applied (border plane removed, padded "
-                                        "to squares, largest DBSCAN cluster kept) into "
-                                        "PREPROCESSED_ROOT, in the dataset's own layout; gt "
-                                        "and other files are copied unchanged. The dataset is "
-                                        "only read; a killed run resumes when run again.")
-    p.add_argument("--data", type=Path, required=True, metavar="MVTEC3D_ROOT",
-                   help="MVTec 3D-AD's root folder (holding the category folders)")
-    p.add_argument("--out", type=Path, required=True, metavar="PREPROCESSED_ROOT",
-                   help="new folder to write (outside --data)")
-    p.add_argument("--workers", type=_positive, metavar="N",
-                   help="processes (default: every CPU core, at most 16)")
-    p.set_defaults(func=_cmd_preprocess)
 
 
 def _positive(text: str) -> int:
