@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluator.published import load_published
+from evaluator.published import load_published, shown_on
 from evaluator.reproductions import PublishedRef, Reproduction, load_reproductions
 
 
@@ -243,7 +243,7 @@ def published_rows(spec: BaselineSpec, board_id: str) -> list[tuple[str, str, di
     out = []
     for source in load_published():
         for table in source.tables:
-            if table.board != board_id:
+            if not shown_on(table, board_id):
                 continue
             for row in table.rows:
                 if any(ref.matches(source.source.key, row.method, row.setting, row.citation,

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from baselines.catalogue import BaselineSpec
-from evaluator.published import load_published
+from evaluator.published import load_published, shown_on
 from evaluator.registry import get_benchmark
 
 SMOKE_NOTE = "smoke test"   # random weights or generated data: the scores mean nothing
@@ -65,7 +65,7 @@ def published_values(spec: BaselineSpec, board_id: str, headline: str
     values: dict[str, tuple[float, str]] = {}
     for source in load_published():
         for table in source.tables:
-            if table.board != board_id:
+            if not shown_on(table, board_id):
                 continue
             scale = 0.01 if table.scale == "percent" else 1.0
             for row in table.rows:

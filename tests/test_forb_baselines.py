@@ -134,7 +134,7 @@ def test_full_architecture_embeds_one_image(name, tiny_forb):
 @pytest.mark.parametrize("name", NEURAL)
 def test_neural_baseline_runs_validates_and_scores(name, tiny_forb, tmp_path, capsys):
     data = tiny_forb
-    entry = tmp_path / name
+    entry = tmp_path / "submissions" / "forb" / name  # where evaluate --entry records it
     code = cli(["baseline", "run", name, "--data", str(data.root), "--out", str(entry),
                 "--weights", "random-tiny", "--device", "cpu", "--workers", "1",
                 "--batch-size", "3"])

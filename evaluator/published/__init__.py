@@ -24,7 +24,7 @@ NON_SETTING_KEYS = {"group"}
 
 __all__ = ["KIND_WORDS", "Layout", "PUBLISHED_DIR", "PublishedDataError", "PublishedResults",
            "Quote", "Row", "Source", "Table", "load_published", "load_published_file",
-           "table_benchmark"]
+           "shown_on", "table_benchmark"]
 
 
 class PublishedDataError(ValueError):
@@ -68,6 +68,18 @@ def load_published_file(path: Path) -> PublishedResults:
         except UnknownMethod as exc:
             raise PublishedDataError(f"{path.name}: own_methods: {exc}") from None
     return data
+
+
+def shown_on(table: Table, board_id: str) -> bool:
+    """Whether a table's rows belong on board version ``board_id``: a table names the board
+    version whose protocol its metrics match, and later versions keep those metrics' definitions
+    (each version shows the values of the metrics it has)."""
+    if table.board is None:
+        return False
+    name, _, version = table.board.rpartition("-v")
+    board_name, _, board_version = board_id.rpartition("-v")
+    return (name == board_name and version.isdigit() and board_version.isdigit()
+            and int(version) <= int(board_version))
 
 
 def table_benchmark(table: Table) -> Benchmark:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evaluator.published import KIND_WORDS, PublishedResults, Row, Table
+from evaluator.published import KIND_WORDS, PublishedResults, Row, Table, shown_on
 from evaluator.published.methods import Methods, load_methods
 from evaluator.registry import Board
 from evaluator.settings import SettingDimension, resolve
@@ -113,7 +113,7 @@ def reported_rows(published: list[PublishedResults], board: Board,
         src = source.source.model_dump()
         own = {methods.resolve(m).name for m in source.source.own_methods}
         for table in source.tables:
-            if not _shown_on(table, board):
+            if not shown_on(table, board.id):
                 continue
             scale = 0.01 if table.scale == "percent" else 1.0
             kind = table.kind or source.source.kind
@@ -134,13 +134,6 @@ def reported_rows(published: list[PublishedResults], board: Board,
                     precision=precision, settings=settings, assumed=assumed,
                     order=len(members)))
     return _merge(members, dimensions, methods)
-
-
-def _shown_on(table: Table, board: Board) -> bool:
-    if table.board is None:
-        return False
-    name, _, version = table.board.rpartition("-v")
-    return name == board.name and version.isdigit() and int(version) <= board.version
 
 
 def _precision(table: Table) -> int:
