@@ -66,6 +66,31 @@ def pro_exact(maps, masks):
     return fprs + [1.0], pros + [1.0]
 
 
+def replicate_pro_points(maps, masks, idx, thresholds, sampled: bool):
+    """The PRO curve of the images drawn (``idx``, with repeats) at fixed thresholds, region by
+    region, as a bootstrap replicate holds the full category's thresholds: a pixel passes a
+    sampled curve's threshold when strictly above it, an exact curve's when at least it. The
+    points are sorted by FPR (ties: higher threshold first); the exact curve starts at (0, 0)."""
+    stack, gts = maps[idx], masks[idx]
+    negatives = stack[~gts]
+    regions = [(s, labeled == k) for s, mask in enumerate(gts)
+               for labeled, count in [ndimage.label(mask, structure=np.ones((3, 3)))]
+               for k in range(1, count + 1)]
+    points = []
+    for k, t in enumerate(thresholds):
+        def passes(v, t=t):
+            return v > t if sampled else v >= t
+
+        fpr = passes(negatives).sum() / len(negatives)
+        pro = np.mean([passes(stack[s][region]).mean() for s, region in regions])
+        points.append((fpr, pro, k))
+    points.sort(key=lambda p: (p[0], -p[2]))
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if not sampled:
+        xs, ys = [0.0] + xs, [0.0] + ys
+    return xs + [1.0], ys + [1.0]
+
+
 def area_up_to(x, y, x_max):
     """Trapezoids up to x_max, the last piece to a linearly interpolated y(x_max)."""
     area = 0.0

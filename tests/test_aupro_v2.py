@@ -10,6 +10,7 @@ import pytest
 
 from evaluator.anomaly import scoring
 from evaluator.metrics import bootstrap as bs
+from tests import reference_anomaly
 from tests import reference_aupro_cfm as cfm
 
 V2 = scoring.PRO_V2
@@ -77,26 +78,9 @@ def test_without_ties_and_with_every_pixel_of_a_region_above_every_normal_one():
 
 def _loop_aupro(maps, masks, idx, thresholds, sampled: bool, limit: float) -> float:
     """AUPRO@limit of the images drawn (idx, with repeats) at fixed thresholds, region by
-    region: a pixel passes a sampled curve's threshold when strictly above it, an exact
-    curve's when at least it (maps without ties, so positions need no tie-breaking)."""
-    from scipy import ndimage
-
-    stack, labels = maps[idx], masks[idx]
-    negatives = stack[~labels]
-    regions = [(s, labeled == k) for s, mask in enumerate(labels)
-               for labeled, count in [ndimage.label(mask, structure=np.ones((3, 3)))]
-               for k in range(1, count + 1)]
-    points = []
-    for k, t in enumerate(thresholds):
-        passes = (lambda v, t=t: v > t) if sampled else (lambda v, t=t: v >= t)
-        fpr = passes(negatives).sum() / len(negatives)
-        pro = np.mean([passes(stack[s][r]).mean() for s, r in regions])
-        points.append((fpr, pro, k))
-    points.sort(key=lambda p: (p[0], -p[2]))  # by FPR; ties: higher threshold first
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    if not sampled:
-        xs, ys = [0.0] + xs, [0.0] + ys
-    return cfm.area(xs + [1.0], ys + [1.0], limit) / limit
+    region (maps without ties, so positions need no tie-breaking)."""
+    xs, ys = reference_anomaly.replicate_pro_points(maps, masks, idx, thresholds, sampled)
+    return cfm.area(xs, ys, limit) / limit
 
 
 def test_replicates_of_aupro_at_one_percent_equal_the_loop():

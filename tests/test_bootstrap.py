@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from evaluator.anomaly import scoring as ad_scoring
@@ -271,27 +270,10 @@ def _anomaly_category(seed: int, n: int = 12, size: int = 10, dtype=np.float32):
 
 
 def _loop_aupro(maps, masks, idx, thresholds, sampled: bool):
-    """The conditional bootstrap's AUPRO of the replicate drawing images ``idx``, threshold
-    by threshold: FPR and PRO of the drawn stack at the full category's thresholds (strictly
-    above for the sampled curve, at least for the exact one)."""
-    stack, gts = maps[idx], masks[idx]
-    negatives = stack[~gts]
-    regions = [(s, labeled == k) for s, mask in enumerate(gts)
-               for labeled, count in [ndimage.label(mask, structure=np.ones((3, 3)))]
-               for k in range(1, count + 1)]
-    points = []
-    for k, t in enumerate(thresholds):
-        def above(v, t=t):
-            return v > t if sampled else v >= t
-
-        fpr = above(negatives).sum() / len(negatives)
-        pro = np.mean([above(stack[s][region]).mean() for s, region in regions])
-        points.append((fpr, pro, k))
-    points.sort(key=lambda p: (p[0], -p[2]))  # by FPR; ties: higher threshold first
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    if not sampled:
-        xs, ys = [0.0] + xs, [0.0] + ys
-    return ref.area_up_to(xs + [1.0], ys + [1.0], 0.3) / 0.3
+    """The conditional bootstrap's AUPRO@0.3 of the replicate drawing images ``idx``, threshold
+    by threshold at the full category's thresholds."""
+    xs, ys = ref.replicate_pro_points(maps, masks, idx, thresholds, sampled)
+    return ref.area_up_to(xs, ys, 0.3) / 0.3
 
 
 def test_anomaly_replicates_equal_the_loop():
