@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evaluator.published import PUBLISHED_DIR, PublishedDataError, load_published, \
+from evaluator.published import PUBLISHED_DIR, PublishedDataError, check_unique_keys, \
     load_published_file
 from evaluator.published.cells import check_source
 from evaluator.published.source_text import SOURCES_DIR, SourceTextError
@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
 def cmd_check(args) -> int:
     files = args.files or sorted(PUBLISHED_DIR.glob("*.json"))
     problems: list[str] = []
+    loaded = []
     checked = 0
     for path in files:
         try:
@@ -46,6 +47,7 @@ def cmd_check(args) -> int:
         except PublishedDataError as exc:
             problems.append(str(exc) if str(exc).startswith(path.name) else f"{path}: {exc}")
             continue
+        loaded.append((path.name, data))
         try:
             found = check_source(data, args.sources)
         except FileNotFoundError as exc:
@@ -60,11 +62,10 @@ def cmd_check(args) -> int:
         if not found:
             print(f"{path.name}: ok ({cells} numbers checked)" if cells else
                   f"{path.name}: ok (tables checked by their seed test)")
-    if not args.files:
-        try:
-            load_published()  # source keys unique across files
-        except PublishedDataError as exc:
-            problems.append(str(exc))
+    try:
+        check_unique_keys(loaded)
+    except PublishedDataError as exc:
+        problems.append(str(exc))
     for problem in problems[:200]:
         print(f"error: {printable(problem)}")
     if len(problems) > 200:

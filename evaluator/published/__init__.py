@@ -18,12 +18,14 @@ from evaluator.published.model import (KIND_WORDS, Layout, PublishedResults, Quo
                                        Table)
 from evaluator.registry import Benchmark, get_benchmark
 from evaluator.settings import dimensions_of
+from evaluator.validation.parsing import describe_errors
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "site" / "data" / "published"
 NON_SETTING_KEYS = {"group"}
 
 __all__ = ["KIND_WORDS", "Layout", "PUBLISHED_DIR", "PublishedDataError", "PublishedResults",
-           "Quote", "Row", "Source", "Table", "load_published", "load_published_file",
+           "Quote", "Row", "Source", "Table", "check_unique_keys", "load_published",
+           "load_published_file",
            "shown_on", "table_benchmark"]
 
 
@@ -33,24 +35,27 @@ class PublishedDataError(ValueError):
 
 def load_published(directory: Path = PUBLISHED_DIR) -> list[PublishedResults]:
     """Every data file, validated against the model, the boards and the methods list."""
-    out = []
+    loaded = [(path.name, load_published_file(path))
+              for path in sorted(directory.glob("*.json"))]
+    check_unique_keys(loaded)
+    return [data for _, data in loaded]
+
+
+def check_unique_keys(loaded: list[tuple[str, PublishedResults]]) -> None:
+    """Source keys name rows in URLs and in site/data/baselines.json: one file each."""
     keys: dict[str, str] = {}
-    for path in sorted(directory.glob("*.json")):
-        data = load_published_file(path)
+    for name, data in loaded:
         if data.source.key in keys:
-            raise PublishedDataError(f"{path.name}: source key {data.source.key!r} is also "
-                                     f"used by {keys[data.source.key]}")
-        keys[data.source.key] = path.name
-        out.append(data)
-    return out
+            raise PublishedDataError(f"{name}: source key {data.source.key!r} is also used "
+                                     f"by {keys[data.source.key]}")
+        keys[data.source.key] = name
 
 
 def load_published_file(path: Path) -> PublishedResults:
     try:
         data = PublishedResults.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}"
-                             for e in exc.errors()[:10])
+        problems = "; ".join(describe_errors(exc)[:10])
         raise PublishedDataError(f"{path.name}: {problems}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PublishedDataError(f"{path.name}: cannot be read ({exc})") from None

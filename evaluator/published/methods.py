@@ -9,12 +9,13 @@ from several sources become one row.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from evaluator.validation.parsing import load_json
 
 METHODS_FILE = Path(__file__).resolve().parents[2] / "site" / "data" / "methods.json"
 
@@ -60,7 +61,7 @@ def load_methods(path: Path = METHODS_FILE) -> Methods:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> Methods:
-    data = MethodList.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    data = MethodList.model_validate(load_json(Path(path).read_text(encoding="utf-8")))
     by_name: dict[str, Method] = {}
     for method in data.methods:
         for name in [method.name, *method.aliases]:

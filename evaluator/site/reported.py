@@ -29,6 +29,7 @@ class SourceRow:
     source: dict                       # the data file's source block
     table: Table
     row: Row
+    method: str                        # the method's one name (site/data/methods.json)
     kind: str
     primary: bool
     values: dict[str, dict[str, float | None]]
@@ -129,11 +130,11 @@ def reported_rows(published: list[PublishedResults], board: Board,
                           for s, cells in row.values.items()}
                 values = {s: cells for s, cells in values.items() if cells}
                 members.append(SourceRow(
-                    source=src, table=table, row=row, kind=kind,
+                    source=src, table=table, row=row, method=method, kind=kind,
                     primary=method in own and kind != "third-party-rerun", values=values,
                     precision=precision, settings=settings, assumed=assumed,
                     order=len(members)))
-    return _merge(members, dimensions, methods)
+    return _merge(members, dimensions)
 
 
 def _precision(table: Table) -> int:
@@ -149,15 +150,15 @@ def _precision(table: Table) -> int:
     return most
 
 
-def _merge(members: list[SourceRow], dimensions: tuple[SettingDimension, ...],
-           methods: Methods) -> list[MergedRow]:
+def _merge(members: list[SourceRow], dimensions: tuple[SettingDimension, ...]
+           ) -> list[MergedRow]:
     """One row per method, variant and setting. A source that does not state the modality
     joins the method's rows of the one modality the other sources state, where there is one."""
     ranking = [d.key for d in dimensions if d.ranks]
     groups: dict[tuple, list[SourceRow]] = {}
     for member in members:
-        method = methods.resolve(member.row.method).name
-        key = (method, member.row.variant, tuple(member.settings.get(k) for k in ranking))
+        key = (member.method, member.row.variant,
+               tuple(member.settings.get(k) for k in ranking))
         groups.setdefault(key, []).append(member)
     merged = []
     for (method, variant, _), group in groups.items():
